@@ -1,0 +1,3 @@
+from mtspeech.cli import main
+
+main()
