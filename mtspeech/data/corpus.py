@@ -1,12 +1,12 @@
 """The on-disk layout of a corpus, shared by the synthesiser, the importers, validation and training.
 
-    CORPUS/
-      corpus.json                              name, origin, label sets, creation parameters
-      manifests/recordings_{split}.jsonl.gz    Lhotse RecordingSet
-      manifests/supervisions_{split}.jsonl.gz  Lhotse SupervisionSet (labels per schema.py)
-      manifests/cuts_{split}.jsonl.gz          Lhotse CutSet (what training reads)
-      audio/...                                audio files (synthetic corpus; imports may point elsewhere)
-      SUMMARY.md, plots/                       written by ``mtspeech corpus summary``
+CORPUS/
+  corpus.json                              name, origin, label sets, creation parameters
+  manifests/recordings_{split}.jsonl.gz    Lhotse RecordingSet
+  manifests/supervisions_{split}.jsonl.gz  Lhotse SupervisionSet (labels per schema.py)
+  manifests/cuts_{split}.jsonl.gz          Lhotse CutSet (what training reads)
+  audio/...                                audio files (synthetic corpus; imports may point elsewhere)
+  SUMMARY.md, plots/                       written by ``mtspeech corpus summary``
 """
 
 from __future__ import annotations

@@ -36,7 +36,15 @@ PROSODY_CONFLICT = "prosody_conflict"  # True: positive words spoken with angry/
 SLURP_ANNOTATION = "slurp_annotation"  # "wake me up at [time : eight] o'clock"
 
 SUPERVISION_KEYS = (
-    INTENT, SLOTS, BIO, TRANSLATION, EMOTION, ACCENT, SENTENCE_ID, SOURCE, PROSODY_CONFLICT,
+    INTENT,
+    SLOTS,
+    BIO,
+    TRANSLATION,
+    EMOTION,
+    ACCENT,
+    SENTENCE_ID,
+    SOURCE,
+    PROSODY_CONFLICT,
     SLURP_ANNOTATION,
 )
 
