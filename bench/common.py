@@ -25,14 +25,17 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    espeak = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        espeak = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:  # machines that only run the model benchmarks need no espeak-ng
+        espeak = ""
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "espeak_ng": espeak.split("  ")[0],
+        "espeak_ng": espeak.split("  ")[0] or None,
         "platform": platform.platform(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
