@@ -1,0 +1,98 @@
+"""Multi-head attention with rotary position embedding, and the boolean masks the encoder and decoder use.
+
+Masks follow ``torch.nn.functional.scaled_dot_product_attention``: boolean, ``True`` = may attend, broadcast to
+``(B, heads, T_query, T_key)``.
+
+Why rotary (RoPE, Su et al. 2021) rather than Transformer-XL relative positions (WeNet's ``rel_pos``): the score
+depends only on the query-key distance, as with relative positions, but it is applied to q and k *before*
+attention, so the fused ``scaled_dot_product_attention`` kernels stay usable (no ``(T, T)`` position term, no
+``rel_shift``, no extra parameters), it extrapolates to lengths unseen in training, and the same module serves
+the decoder where left-padded prompts keep their relative positions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotates channel pairs of q/k by position-dependent angles (``base ** (-2i / head_dim)`` per pair)."""
+
+    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embedding needs an even head size, got {head_dim}")
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """``x``: ``(B, heads, T, head_dim)``; positions ``offset .. offset + T - 1``."""
+        positions = torch.arange(offset, offset + x.size(-2), device=x.device, dtype=torch.float32)
+        angles = torch.outer(positions, self.inv_freq.to(x.device))  # (T, head_dim / 2)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+        return rotated.flatten(-2)
+
+
+class MultiHeadAttention(nn.Module):
+    """Self- or cross-attention; rotary positions on q and k when ``rotary`` (self-attention only)."""
+
+    def __init__(
+        self, d_model: int, num_heads: int, dropout: float = 0.0, rotary: bool = True, rope_base: float = 10000.0
+    ) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model ({d_model}) is not divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.dropout = dropout
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.rotary = RotaryEmbedding(self.head_dim, rope_base) if rotary else None
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, time, _ = x.shape
+        return x.view(batch, time, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, memory: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x``: ``(B, T, D)`` queries; keys/values from ``memory`` (cross-attention) or ``x`` itself."""
+        source = x if memory is None else memory
+        q, k, v = self._heads(self.query(x)), self._heads(self.key(source)), self._heads(self.value(source))
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        dropout = self.dropout if self.training else 0.0
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        return self.out(context.transpose(1, 2).flatten(2))
+
+
+def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """``(B, max_len)`` bool, True on valid frames."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def chunk_mask(size: int, chunk_size: int, left_chunks: int = -1, device: torch.device | None = None) -> torch.Tensor:
+    """``(size, size)`` bool: frame ``i`` sees its own chunk and ``left_chunks`` chunks before it (-1: all)."""
+    chunk_of = torch.arange(size, device=device) // chunk_size
+    query, key = chunk_of[:, None], chunk_of[None, :]
+    allowed = key <= query
+    if left_chunks >= 0:
+        allowed &= key >= query - left_chunks
+    return allowed
+
+
+def causal_mask(size: int, device: torch.device | None = None) -> torch.Tensor:
+    """``(size, size)`` bool lower triangle: position ``i`` sees ``0 .. i``."""
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
+
+
+def ensure_attendable(mask: torch.Tensor) -> torch.Tensor:
+    """Let query rows that may attend to nothing (padding, e.g. a padded frame in a chunk of padding) see every
+    key, so softmax gives no NaN. Only padded positions have such rows and their outputs are never used."""
+    return mask | ~mask.any(dim=-1, keepdim=True)

@@ -1,0 +1,143 @@
+"""The shared audio encoder: Conv2d subsampling x4 followed by Conformer blocks (Gulati et al., 2020).
+
+Input: log-mel ``(B, T, n_mels)`` (10 ms frames) and lengths; output: ``(B, T_enc, d_model)`` (40 ms frames) and
+``T_enc = ((T - 1) // 2 - 1) // 2`` per row. Padded frames never influence valid ones (key padding masks in
+attention, zeroed padding before every convolution), so a row's output does not depend on what it is batched
+with. With a chunk size the encoder attends only to its own and earlier chunks (WeNet's U2 dynamic chunk
+training), which with ``causal_conv`` makes each chunk's output independent of later audio: the model can stream.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtspeech.errors import UserError
+from mtspeech.model.attention import MultiHeadAttention, chunk_mask, ensure_attendable, padding_mask
+from mtspeech.model.config import EncoderConfig
+from mtspeech.model.layers import ConvolutionModule, FeedForward
+
+SUBSAMPLING_FACTOR = 4
+# Encoder frame j is computed from input frames 4j .. 4j + 6: the minimum input is 7 frames (70 ms).
+RECEPTIVE_FIELD = 7
+
+
+def subsampled_length(num_frames: int | torch.Tensor) -> int | torch.Tensor:
+    """Encoder frames for ``num_frames`` input frames: two unpadded 3x3 stride-2 convolutions (may be <= 0)."""
+    return ((num_frames - 1) // 2 - 1) // 2
+
+
+class Conv2dSubsampling4(nn.Module):
+    """WeNet's ``Conv2dSubsampling4``: two 3x3 stride-2 convolutions without padding over (time, mel), ReLU after
+    each, then a linear projection of the flattened (channels x remaining mel bins) to ``d_model``."""
+
+    def __init__(self, input_dim: int, d_model: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, d_model, kernel_size=3, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(d_model, d_model, kernel_size=3, stride=2),
+            nn.ReLU(),
+        )
+        freq = subsampled_length(input_dim)
+        self.project = nn.Linear(d_model * freq, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.conv(features.unsqueeze(1))  # (B, C, T', F')
+        x = self.project(x.transpose(1, 2).flatten(2))  # (B, T', C * F') -> (B, T', D)
+        return self.dropout(x), subsampled_length(lengths)
+
+
+class ConformerBlock(nn.Module):
+    """Macaron block: x + FF/2, x + MHSA, x + Conv, x + FF/2, then LayerNorm (each sub-module pre-normed)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.ff_in = FeedForward(d, config.ffn_dim, config.dropout)
+        self.attn_norm = nn.LayerNorm(d)
+        self.attn = MultiHeadAttention(d, config.num_heads, config.attention_dropout, True, config.rope_base)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.conv = ConvolutionModule(d, config.conv_kernel, config.dropout, config.causal_conv, config.conv_norm)
+        self.ff_out = FeedForward(d, config.ffn_dim, config.dropout)
+        self.final_norm = nn.LayerNorm(d)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        x = x + 0.5 * self.ff_in(x)
+        x = x + self.attn_dropout(self.attn(self.attn_norm(x), attn_mask))
+        x = x + self.conv(x, valid)
+        x = x + 0.5 * self.ff_out(x)
+        return self.final_norm(x)
+
+
+class ConformerEncoder(nn.Module):
+    """Conv2d x4 subsampling + ``num_blocks`` Conformer blocks; see the module docstring."""
+
+    subsampling_factor = SUBSAMPLING_FACTOR
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.output_dim = config.d_model
+        self.subsampling = Conv2dSubsampling4(config.input_dim, config.d_model, config.dropout)
+        self.blocks = nn.ModuleList(ConformerBlock(config) for _ in range(config.num_blocks))
+
+    def chunking(self, num_frames: int) -> tuple[int, int]:
+        """``(chunk_size, left_chunks)`` for a batch of ``num_frames`` encoder frames; chunk_size 0 = full context.
+
+        In ``dynamic`` mode while training, half the batches (on average) get full context and the others a
+        chunk size drawn from 1..``max_dynamic_size``, as in WeNet; draws use torch's RNG (seeded runs repeat)."""
+        chunk = self.config.chunk
+        if chunk.mode == "full":
+            return 0, -1
+        if chunk.mode == "static" or not self.training:
+            return chunk.size, chunk.left_chunks
+        draw = int(torch.randint(1, max(num_frames, 2), (1,)))
+        if draw > num_frames // 2:
+            return 0, -1
+        size = draw % chunk.max_dynamic_size + 1
+        left = chunk.left_chunks
+        if chunk.dynamic_left_chunks:
+            left = int(torch.randint(0, (num_frames - 1) // size + 1, (1,)))
+        return size, left
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        feature_lens: torch.Tensor,
+        chunk_size: int | None = None,
+        left_chunks: int = -1,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, T, input_dim)`` + ``(B,)`` -> ``(B, T_enc, d_model)`` + ``(B,)``.
+
+        ``chunk_size`` overrides the configured chunking (0 = full context), e.g. to decode a dynamic-chunk
+        model with a given latency; ``left_chunks`` then applies (-1 = all past chunks)."""
+        self._check_input(features, feature_lens)
+        x, lengths = self.subsampling(features, feature_lens)
+        valid = padding_mask(lengths, x.size(1))
+        size, left = self.chunking(x.size(1)) if chunk_size is None else (chunk_size, left_chunks)
+        attn_mask = valid[:, None, None, :]  # (B, 1, 1, T_enc): keys
+        if 0 < size < x.size(1):
+            attn_mask = ensure_attendable(attn_mask & chunk_mask(x.size(1), size, left, x.device))
+        for block in self.blocks:
+            x = block(x, attn_mask, valid)
+        return x, lengths
+
+    def _check_input(self, features: torch.Tensor, feature_lens: torch.Tensor) -> None:
+        if features.dim() != 3 or features.size(-1) != self.config.input_dim:
+            raise UserError(
+                f"encoder input must be (batch, frames, {self.config.input_dim}) log-mel features "
+                f"(encoder.input_dim), got shape {tuple(features.shape)}"
+            )
+        if feature_lens.shape != features.shape[:1] or int(feature_lens.max()) > features.size(1):
+            raise UserError(
+                f"feature_lens {tuple(feature_lens.shape)} (max {int(feature_lens.max())}) do not match features "
+                f"{tuple(features.shape)}"
+            )
+        short = (feature_lens < RECEPTIVE_FIELD).nonzero().flatten().tolist()
+        if short:
+            raise UserError(
+                f"rows {short} have fewer than {RECEPTIVE_FIELD} feature frames ({RECEPTIVE_FIELD * 10} ms), "
+                "too short for the x4 convolutional subsampling"
+            )
