@@ -1,0 +1,127 @@
+"""CTC decoding: greedy (best path) and prefix beam search (best label sequence, summed over alignments).
+
+Both take log-probabilities ``(B, T, V)`` (log-softmax output of the CTC head) and valid frame counts ``(B,)``.
+
+Greedy picks the most likely symbol per frame, collapses repeats and drops blanks: the best *path*, batched over
+utterances in two tensor ops. Prefix beam search (Hannun et al. 2014, log space) tracks, per label prefix, the
+probability of all alignments ending in blank (``pb``) and in the prefix's last label (``pnb``); this is what
+makes it sum over alignments instead of taking the best one. It keeps ``beam_size`` prefixes per frame and, when
+``token_topk`` is set, extends them only with each frame's ``token_topk`` most likely labels (plus blank).
+
+Greedy equals prefix beam search with beam 1 when every frame's most likely symbol has probability above
+``1/sqrt(2)`` (about 0.707): then the single surviving prefix always follows the greedy path. Below that they can
+differ: frames ``l``, blank, ``l`` at 0.6 each (the rest on the other symbol) give greedy ``l l`` but beam-1
+``l``, because the prefix ``l`` keeps more mass than ``l l``. ``tests/test_decode_ctc.py`` checks both sides.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mtspeech.decode.result import Hypothesis
+
+NEG_INF = -math.inf
+
+
+def log_add(a: float, b: float) -> float:
+    """``log(exp(a) + exp(b))`` on Python floats (the inner loop of prefix beam search runs on floats: faster
+    than tiny tensors)."""
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    if a < b:
+        a, b = b, a
+    return a + math.log1p(math.exp(b - a))
+
+
+def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[Hypothesis]:
+    """Best path per utterance: argmax per frame, repeats collapsed, blanks dropped.
+
+    ``score`` is the best path's log-probability (the sum of the per-frame maxima)."""
+    best_logp, best = log_probs.max(dim=-1)  # (B, T)
+    results = []
+    for row in range(log_probs.size(0)):
+        length = int(lengths[row])
+        path = best[row, :length]
+        keep = path != blank
+        if length > 1:
+            keep[1:] &= path[1:] != path[:-1]  # a label repeated on consecutive frames is one label
+        results.append(
+            Hypothesis(tokens=path[keep].tolist(), score=float(best_logp[row, :length].sum()), finish="frames")
+        )
+    return results
+
+
+def _frame_candidates(
+    log_probs: torch.Tensor, lengths: torch.Tensor, token_topk: int | None, blank: int
+) -> list[list[list[tuple[int, float]]]]:
+    """Per utterance and frame, the ``(token, log-prob)`` pairs prefix beam search may extend with (the frame's
+    ``token_topk`` best plus blank). One top-k over the whole batch; the search itself runs on Python floats."""
+    values = log_probs.detach().double()
+    if token_topk is None or token_topk >= values.size(-1):
+        return [[list(enumerate(frame)) for frame in values[row, : int(n)].tolist()] for row, n in enumerate(lengths)]
+    top_logp, top_ids = values.topk(token_topk, dim=-1)
+    out = []
+    for row, n in enumerate(lengths.tolist()):
+        frames = []
+        for ids, logps, blank_value in zip(
+            top_ids[row, :n].tolist(), top_logp[row, :n].tolist(), values[row, :n, blank].tolist(), strict=True
+        ):
+            pairs = list(zip(ids, logps, strict=True))
+            if blank not in ids:
+                pairs.append((blank, blank_value))
+            frames.append(pairs)
+        out.append(frames)
+    return out
+
+
+def _prefix_beam_one(
+    frames: list[list[tuple[int, float]]], beam_size: int, blank: int
+) -> list[tuple[tuple[int, ...], float]]:
+    """Prefix beam search over one utterance's candidate lists; returns ``(prefix, log-prob)`` best first."""
+    # prefix -> [log P(prefix, path ends in blank), log P(prefix, path ends in its last label)]
+    beam: dict[tuple[int, ...], list[float]] = {(): [0.0, NEG_INF]}
+    for candidates in frames:
+        grown: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (p_blank, p_label) in beam.items():
+            total = log_add(p_blank, p_label)
+            last = prefix[-1] if prefix else None
+            for token, logp in candidates:
+                if token == blank:
+                    entry = grown.setdefault(prefix, [NEG_INF, NEG_INF])
+                    entry[0] = log_add(entry[0], total + logp)
+                    continue
+                extended = (*prefix, token)
+                entry = grown.setdefault(extended, [NEG_INF, NEG_INF])
+                if token == last:
+                    # A repeat is a new label only after a blank; otherwise it extends the last label's run.
+                    entry[1] = log_add(entry[1], p_blank + logp)
+                    same = grown.setdefault(prefix, [NEG_INF, NEG_INF])
+                    same[1] = log_add(same[1], p_label + logp)
+                else:
+                    entry[1] = log_add(entry[1], total + logp)
+        ranked = sorted(grown.items(), key=lambda item: log_add(*item[1]), reverse=True)
+        # A repeat right after its own label has no blank-ended mass yet: such prefixes can stay impossible.
+        beam = {prefix: probs for prefix, probs in ranked[:beam_size] if log_add(*probs) > NEG_INF}
+    return [(prefix, log_add(*probs)) for prefix, probs in beam.items()]
+
+
+def ctc_prefix_beam_search(
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    beam_size: int,
+    token_topk: int | None = None,
+    blank: int = 0,
+) -> list[list[Hypothesis]]:
+    """The ``beam_size`` best label sequences per utterance, best first; ``score`` = log of their probability
+    summed over all alignments (exact when the beam is wide enough to keep every prefix)."""
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    results = []
+    for frames in _frame_candidates(log_probs, lengths, token_topk, blank):
+        ranked = _prefix_beam_one(frames, beam_size, blank)
+        results.append([Hypothesis(tokens=list(p), score=s, ctc_score=s, finish="frames") for p, s in ranked])
+    return results

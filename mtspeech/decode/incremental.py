@@ -1,0 +1,101 @@
+"""A decoder step function with a key/value cache, for beam search over
+:class:`~mtspeech.model.decoder.TransformerDecoder`.
+
+The plain step function re-runs the whole prefix at every step, projects the encoder memory to keys and values
+in every layer again, and computes output logits for every position although only the last is used. This one
+computes the memory's cross-attention keys/values once, keeps every layer's self-attention keys/values, and
+runs only the newest token through the layers: per step O(layers * d_model * (d_model + T)) instead of
+O(layers * d_model * U * (d_model + T) + U * d_model * vocab) (bench/decode.py measures the difference).
+
+It reuses the decoder's own modules and repeats :meth:`TransformerDecoder.forward` in eval mode (no dropout);
+``tests/test_decode_beam.py`` checks that both give the same log-probs. The cache is only trusted when the
+tokens it is asked about extend the cached ones (after :meth:`select` picked the surviving beams); anything
+else starts over from the full prefix, so a misuse costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mtspeech.model.attention import MultiHeadAttention, causal_mask
+from mtspeech.model.decoder import TransformerDecoder
+
+
+def _project(attn: MultiHeadAttention, linear: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    batch, time, _ = x.shape
+    return linear(x).view(batch, time, attn.num_heads, attn.head_dim).transpose(1, 2)  # (B, H, T, hd)
+
+
+class CachedDecoderStep:
+    """``step(tokens, memory, memory_valid) -> (N, V)`` log-probs of the next token, with a KV cache; call
+    :meth:`select` with the parent row of each surviving hypothesis after every step (beam_search does)."""
+
+    def __init__(self, decoder: TransformerDecoder) -> None:
+        self.decoder = decoder
+        self.tokens: torch.Tensor | None = None  # (N, U) tokens whose keys/values are cached
+        self.self_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.cross_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.memory_mask: torch.Tensor | None = None
+
+    def __call__(self, tokens: torch.Tensor, memory: torch.Tensor, memory_valid: torch.Tensor) -> torch.Tensor:
+        cached = self.tokens
+        extends = (
+            cached is not None
+            and tokens.size(0) == cached.size(0)
+            and tokens.size(1) == cached.size(1) + 1
+            and torch.equal(tokens[:, :-1], cached)
+        )
+        if not extends:
+            self._fill_cross(memory, memory_valid)
+            self.self_kv = []
+            hidden = self._run(tokens, start=0)
+        else:
+            hidden = self._run(tokens[:, -1:], start=cached.size(1))
+        self.tokens = tokens
+        last = self.decoder.final_norm(hidden[:, -1])
+        return self.decoder.output(last).float().log_softmax(dim=-1)
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep the cache rows of the hypotheses that go on (``rows``: parent row of each, in the new order)."""
+        if self.tokens is None:
+            return
+        self.tokens = self.tokens[rows]
+        self.self_kv = [(k[rows], v[rows]) for k, v in self.self_kv]
+        self.cross_kv = [(k[rows], v[rows]) for k, v in self.cross_kv]
+        assert self.memory_mask is not None
+        self.memory_mask = self.memory_mask[rows]
+
+    def _fill_cross(self, memory: torch.Tensor, memory_valid: torch.Tensor) -> None:
+        self.cross_kv = []
+        for layer in self.decoder.layers:
+            attn = layer.cross_attn
+            self.cross_kv.append((_project(attn, attn.key, memory), _project(attn, attn.value, memory)))
+        self.memory_mask = memory_valid[:, None, None, :]
+
+    def _run(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        """Hidden states of ``tokens`` at positions ``start ..``, extending (or creating) the self-attention cache."""
+        decoder = self.decoder
+        x = decoder.embed(tokens)
+        mask = causal_mask(tokens.size(1), tokens.device)[None, None] if start == 0 else None
+        new_cache = []
+        for index, layer in enumerate(decoder.layers):
+            attn = layer.self_attn
+            h = layer.self_norm(x)
+            q, k, v = _project(attn, attn.query, h), _project(attn, attn.key, h), _project(attn, attn.value, h)
+            if attn.rotary is not None:
+                q, k = attn.rotary(q, offset=start), attn.rotary(k, offset=start)
+            if start > 0:
+                past_k, past_v = self.self_kv[index]
+                k, v = torch.cat((past_k, k), dim=2), torch.cat((past_v, v), dim=2)
+            new_cache.append((k, v))
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            x = x + attn.out(context.transpose(1, 2).flatten(2))
+            cross = layer.cross_attn
+            q = _project(cross, cross.query, layer.cross_norm(x))
+            memory_k, memory_v = self.cross_kv[index]
+            context = F.scaled_dot_product_attention(q, memory_k, memory_v, attn_mask=self.memory_mask)
+            x = x + cross.out(context.transpose(1, 2).flatten(2))
+            x = x + layer.ff(x)
+        self.self_kv = new_cache
+        return x

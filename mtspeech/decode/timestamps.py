@@ -1,0 +1,127 @@
+"""Word and segment times from a CTC forced alignment of the answer, and per-token confidence.
+
+``ctc_forced_align`` is a Viterbi pass over the CTC topology (blank, label, blank, label, ... blank) written in
+torch: torchaudio (which has ``forced_align``) is not available here, and ``ctc_loss`` only gives the sum over
+alignments, not the best one. Each token then owns the frames where the best path sits on it; a word spans its
+pieces (a piece starting with SentencePiece's "▁" begins a word), and words separated by a pause of at least
+``segment_gap`` seconds start a new segment.
+
+Encoder frame ``j`` is taken to cover ``[j, j + 1) * frame_shift`` seconds (40 ms with x4 subsampling), so a
+word's time is exact to one frame; every time is clipped to the audio, and times never go backwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from mtspeech.decode.result import Segment, Word
+
+
+@dataclass
+class TokenSpan:
+    token: int
+    start: int  # first frame (inclusive)
+    end: int  # last frame + 1
+    posterior: float  # highest CTC posterior of the token over its frames
+
+
+def ctc_forced_align(log_probs: torch.Tensor, tokens: Sequence[int], blank: int = 0) -> list[TokenSpan] | None:
+    """Best CTC path of ``tokens`` through ``log_probs`` ``(T, V)``; None when they cannot fit (each token needs
+    a frame, and a repeated token a blank frame in between)."""
+    frames = log_probs.size(0)
+    if not tokens:
+        return []
+    if frames == 0:
+        return None
+    labels = torch.tensor(tokens, device=log_probs.device)
+    states = torch.full((2 * len(tokens) + 1,), blank, dtype=torch.long, device=log_probs.device)
+    states[1::2] = labels
+    num_states = states.numel()
+    # A label state may be entered from two states back (skipping the blank) unless it repeats that label.
+    can_skip = torch.zeros(num_states, dtype=torch.bool, device=log_probs.device)
+    can_skip[3::2] = labels[1:] != labels[:-1]
+    emit = log_probs.detach().double()[:, states]  # (T, S)
+    neg_inf = torch.tensor(-math.inf, dtype=torch.float64, device=log_probs.device)
+    score = torch.full((num_states,), -math.inf, dtype=torch.float64, device=log_probs.device)
+    score[:2] = emit[0, :2]
+    back = torch.zeros(frames, num_states, dtype=torch.long, device=log_probs.device)
+    for t in range(1, frames):
+        stay = score
+        advance = torch.cat((neg_inf[None], score[:-1]))
+        skip = torch.cat((neg_inf.expand(2), score[:-2])).masked_fill(~can_skip, -math.inf)
+        options = torch.stack((stay, advance, skip))  # (3, S)
+        best, choice = options.max(dim=0)
+        back[t] = choice
+        score = best + emit[t]
+    finals = score[-2:]
+    if not torch.isfinite(finals.max()):
+        return None
+    state = num_states - 2 + int(finals.argmax())
+    path = [0] * frames
+    back_rows = back.tolist()
+    for t in range(frames - 1, -1, -1):
+        path[t] = state
+        state -= back_rows[t][state]
+    posterior = log_probs.detach().double().exp()
+    spans: list[TokenSpan] = []
+    for t, state in enumerate(path):
+        if state % 2 == 0:
+            continue
+        index = state // 2
+        if len(spans) == index:
+            spans.append(TokenSpan(tokens[index], t, t + 1, 0.0))
+        spans[index].end = t + 1
+        spans[index].posterior = max(spans[index].posterior, float(posterior[t, tokens[index]]))
+    return spans
+
+
+def group_words(
+    spans: Sequence[TokenSpan],
+    word_starts: Sequence[bool],
+    detokenize: Callable[[list[int]], str],
+    frame_shift: float,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> list[Word]:
+    """Words from aligned pieces: times in seconds (shifted by ``offset``, clipped to
+    ``[offset, offset + duration]``), confidence = mean posterior of the word's pieces."""
+    groups: list[list[TokenSpan]] = []
+    for span, starts in zip(spans, word_starts, strict=True):
+        if starts or not groups:
+            groups.append([])
+        groups[-1].append(span)
+    end_limit = math.inf if duration is None else offset + duration
+    words: list[Word] = []
+    previous_end = offset
+    for pieces in groups:
+        text = detokenize([p.token for p in pieces]).strip()
+        if not text:
+            continue
+        start = min(max(offset + pieces[0].start * frame_shift, previous_end), end_limit)
+        end = min(max(offset + pieces[-1].end * frame_shift, start), end_limit)
+        confidence = sum(p.posterior for p in pieces) / len(pieces)
+        words.append(Word(word=text, start=round(start, 3), end=round(end, 3), confidence=round(confidence, 4)))
+        previous_end = end
+    return words
+
+
+def group_segments(words: Sequence[Word], segment_gap: float) -> list[Segment]:
+    """Consecutive words as segments, split where the pause between two words is ``>= segment_gap`` seconds."""
+    segments: list[Segment] = []
+    for word in words:
+        if not segments or word.start - segments[-1].end >= segment_gap:
+            segments.append(Segment(start=word.start, end=word.end, text=word.word, words=[word]))
+        else:
+            segment = segments[-1]
+            segment.words.append(word)
+            segment.end = word.end
+            segment.text += " " + word.word
+    return segments
+
+
+def mean_token_posterior(spans: Sequence[TokenSpan]) -> float:
+    return sum(s.posterior for s in spans) / len(spans) if spans else 0.0
