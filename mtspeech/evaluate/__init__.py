@@ -1,7 +1,9 @@
 """Evaluation: metrics over predictions and references, the fairness breakdown, reports and plots.
 
-Pure functions of :class:`UtteranceResult` records (no model code). The entry points::
+The metrics are pure functions of :class:`UtteranceResult` records (no model code); :mod:`.predict` makes
+those records by running a packaged model over a CutSet, and :mod:`.compare` compares whole runs. Entry points::
 
+    records = predict_cuts(load_model("model.pt"), cuts)   # every task the model was trained for
     report = evaluate_predictions(records)        # every metric, 0-100 scores, geometric mean, groups
     paths = write_report(report, "exp/eval")      # report.json, report.md, report.html, plots/*.png
 
@@ -28,6 +30,9 @@ _EXPORTS = {
     "pareto_plot": "plots",
     "slurp_predictions": "slurp",
     "write_slurp_predictions": "slurp",
+    "PredictOptions": "predict",
+    "Predictor": "predict",
+    "predict_cuts": "predict",
     "read_slurp_predictions": "slurp",
 }
 __all__ = sorted(_EXPORTS)

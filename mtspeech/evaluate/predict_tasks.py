@@ -1,0 +1,233 @@
+"""Reading each evaluation task off one encoded batch (see :mod:`mtspeech.evaluate.predict` for the table).
+
+:class:`TaskReader` holds the model parts and the decoding settings; :class:`EncodedBatch` holds one batch's
+encoder output and what several tasks share, so the language-ID head runs once even when it also chooses
+decoder prompts, and one SLU decoding answers both intent and slots.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mtspeech.data.features import encoder_frame_centres
+from mtspeech.data.schema import SlotSpan
+from mtspeech.decode.decoding import ModelDecoder
+from mtspeech.decode.options import CTC_MODES, DecodingOptions, VadOptions
+from mtspeech.decode.result import DecodingResult
+from mtspeech.decode.vad_gating import speech_segments
+from mtspeech.evaluate.records import Prediction, Reference
+from mtspeech.serve.answers import slots_from_piece_tags
+
+if TYPE_CHECKING:
+    from mtspeech.data.tokenizer import Tokenizer
+    from mtspeech.evaluate.predict import PredictOptions
+    from mtspeech.model.model import MultiTaskModel
+
+# Pooled classifier task -> the Prediction field it fills.
+CLASSIFIER_FIELDS = {"lid": "language", "emotion": "emotion", "accent": "accent", "speaker": "speaker"}
+CLASSIFIER_FIELDS["gender"] = "gender"
+
+
+@dataclass
+class EncodedBatch:
+    """One batch after the encoder, and what several tasks share (labels, prompt languages, SLU answers)."""
+
+    enc: torch.Tensor
+    enc_lens: torch.Tensor
+    references: list[Reference]
+    predictions: list[Prediction]
+    durations: list[float] = field(default_factory=list)
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    prompt_languages: list[str] | None = None
+    slu: list[DecodingResult] | None = None
+
+
+class TaskReader:
+    """Predicts each task of ``sources`` (evaluation task -> what answers it) on an :class:`EncodedBatch`."""
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        tokenizer: Tokenizer,
+        vocabs: Mapping[str, Any],
+        sources: Mapping[str, str],
+        decoding: DecodingOptions | None,
+        options: PredictOptions,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.vocabs = dict(vocabs)
+        self.sources = dict(sources)
+        self.decoding = decoding
+        self.options = options
+        self.decoder = ModelDecoder(model, tokenizer, self.vocabs)
+
+    def read(self, task: str, batch: EncodedBatch) -> None:
+        """Fill ``task``'s field of every prediction in ``batch``."""
+        handlers: dict[str, Callable[[EncodedBatch], None]] = {
+            "asr": self._asr,
+            "st": self._translation,
+            "intent": self._intent,
+            "slots": self._slots,
+            "vad": self._vad,
+        }
+        handler = handlers.get(task)
+        if handler is not None:
+            handler(batch)
+        else:
+            labels = self._classify(task, batch)
+            for prediction, label in zip(batch.predictions, labels, strict=True):
+                setattr(prediction, CLASSIFIER_FIELDS[task], label)
+
+    # --- heads ----------------------------------------------------------------------------------------
+    def _classify(self, task: str, batch: EncodedBatch) -> list[str]:
+        if task in batch.labels:
+            return batch.labels[task]
+        labels = self.vocabs[task].labels
+        # A head may have more outputs than its vocabulary has labels (a one-label vocabulary gets two outputs).
+        probs = self.model.tasks[task].probabilities(batch.enc, batch.enc_lens)[:, : len(labels)]
+        batch.labels[task] = [labels[i] for i in probs.argmax(dim=-1).tolist()]
+        return batch.labels[task]
+
+    def _vad(self, batch: EncodedBatch) -> None:
+        """Speech segments: threshold and min-speech/min-silence smoothing, no padding (padding is for decoding,
+        it would count as false alarms here). Frame ``j`` spans its receptive-field centre +- half a frame."""
+        probs = self.model.tasks["vad"].frame_logits(batch.enc).float().sigmoid().cpu()
+        factor = self.model.encoder.subsampling_factor
+        shift = self.decoder.frame_shift
+        options = VadOptions(pad=0.0, frame_shift=shift)
+        feature_shift = float(self.model.frontend.frame_shift)
+        for row, (prediction, duration) in enumerate(zip(batch.predictions, batch.durations, strict=True)):
+            n = int(batch.enc_lens[row])
+            centres = (encoder_frame_centres(n, factor) + 0.5) * feature_shift
+            segments = []
+            for start, end in speech_segments(probs[row, :n], options):
+                begin = max(0.0, float(centres[start]) - shift / 2)
+                finish = min(duration, float(centres[end - 1]) + shift / 2)
+                if finish > begin:
+                    segments.append((round(begin, 4), round(finish, 4)))
+            prediction.speech_segments = segments
+
+    # --- decoder ----------------------------------------------------------------------------------------
+    def _prompt_languages(self, batch: EncodedBatch) -> list[str]:
+        """Each row's spoken language for a decoder prompt (see the module docstring), always a tokenizer language."""
+        if batch.prompt_languages is None:
+            known = self.tokenizer.language_ids
+            detected: list[str | None] = [None] * len(batch.references)
+            if self.options.language == "auto" and "lid" in self.model.tasks and "lid" in self.vocabs:
+                detected = list(self._classify("lid", batch))
+            references = [ref.language for ref in batch.references]
+            common = Counter(code for code in references if code in known).most_common(1)
+            fallback = common[0][0] if common else self.tokenizer.languages[0]
+            batch.prompt_languages = [
+                d if d in known else (r if r in known else fallback) for d, r in zip(detected, references, strict=True)
+            ]
+        return batch.prompt_languages
+
+    def _decode(
+        self, batch: EncodedBatch, rows: Sequence[int], options_of: Callable[[int], DecodingOptions]
+    ) -> dict[int, DecodingResult]:
+        """Decode ``rows``, batched by the options each needs (prompt language, translation target)."""
+        groups: dict[DecodingOptions, list[int]] = defaultdict(list)
+        for row in rows:
+            groups[options_of(row)].append(row)
+        found: dict[int, DecodingResult] = {}
+        for options, members in groups.items():
+            index = torch.tensor(members, device=batch.enc.device)
+            lens = batch.enc_lens[index]
+            enc = batch.enc[index, : int(lens.max())]
+            found.update(zip(members, self.decoder.decode_encoded(enc, lens, options), strict=True))
+        return found
+
+    def _asr(self, batch: EncodedBatch) -> None:
+        assert self.decoding is not None
+        rows = range(len(batch.predictions))
+        if self.decoding.mode in CTC_MODES:
+            found = self._decode(batch, rows, lambda row: self.decoding)  # CTC needs no prompt
+        else:
+            languages = self._prompt_languages(batch)
+            found = self._decode(batch, rows, lambda row: self.decoding.replace(language=languages[row]))
+        for row, prediction in enumerate(batch.predictions):
+            prediction.text = found[row].text
+
+    def _decoder_options(self, **changes: Any) -> DecodingOptions:
+        """Translation and SLU: attention beam search with the ASR search settings."""
+        values: dict[str, Any] = {"mode": "attention_beam", "beam_size": self.options.beam_size}
+        if self.options.max_tokens is not None:
+            values["max_tokens"] = self.options.max_tokens
+        if self.options.vad_gating:
+            values["vad"] = VadOptions()
+        return DecodingOptions.from_dict({**values, **changes})
+
+    def _translation(self, batch: EncodedBatch) -> None:
+        """One decoding per (row, reference target language): BLEU needs a hypothesis for every reference."""
+        languages = self._prompt_languages(batch)
+        known = self.tokenizer.language_ids
+        jobs = [
+            (row, target)
+            for row, ref in enumerate(batch.references)
+            for target in sorted(ref.translation)
+            if target in known and target != languages[row]
+        ]
+        for target in sorted({t for _, t in jobs}):
+            rows = [row for row, t in jobs if t == target]
+            found = self._decode(
+                batch,
+                rows,
+                lambda row, t=target: self._decoder_options(
+                    task="translate", language=languages[row], target_language=t
+                ),
+            )
+            for row, result in found.items():
+                batch.predictions[row].translation[target] = result.text
+
+    def _slu(self, batch: EncodedBatch) -> list[DecodingResult]:
+        if batch.slu is None:
+            languages = self._prompt_languages(batch)
+            rows = range(len(batch.predictions))
+            found = self._decode(batch, rows, lambda row: self._decoder_options(task="slu", language=languages[row]))
+            batch.slu = [found[row] for row in rows]
+        return batch.slu
+
+    def _intent(self, batch: EncodedBatch) -> None:
+        if self.sources["intent"] == "intent head":
+            intents: list[str | None] = list(self._classify("intent", batch))
+        else:
+            intents = [result.intent for result in self._slu(batch)]
+        for prediction, intent in zip(batch.predictions, intents, strict=True):
+            prediction.intent = intent
+
+    def _slots(self, batch: EncodedBatch) -> None:
+        if self.sources["slots"] != "slots head":
+            for prediction, result in zip(batch.predictions, self._slu(batch), strict=True):
+                spans = result.slots
+                prediction.slots = [SlotSpan(s["type"], int(s["start"]), int(s["end"]), s["value"]) for s in spans]
+            return
+        if any(p.text is None for p in batch.predictions):
+            self._asr(batch)  # the head tags the transcript's pieces
+        texts = [p.text or "" for p in batch.predictions]
+        pieces = [self.tokenizer.encode(text) if text else [] for text in texts]
+        lens = torch.tensor([len(p) for p in pieces], dtype=torch.long, device=batch.enc.device)
+        padded = torch.zeros(len(pieces), max(1, int(lens.max())), dtype=torch.long, device=batch.enc.device)
+        for row, ids in enumerate(pieces):
+            padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        logits = self.model.tasks["slots"].tag_logits(padded, lens, batch.enc, batch.enc_lens)
+        best_probs, best_ids = logits.float().softmax(dim=-1).max(dim=-1)
+        tags = self.vocabs["slot"].labels
+        for row, (prediction, ids) in enumerate(zip(batch.predictions, pieces, strict=True)):
+            n = len(ids)
+            answer = slots_from_piece_tags(
+                texts[row].split(),
+                self.tokenizer.word_starts(ids) if n else [],
+                best_ids[row, :n].tolist(),
+                best_probs[row, :n].tolist(),
+                tags,
+            )
+            prediction.slots = [
+                SlotSpan(s["type"], int(s["start_word"]), int(s["end_word"]), s["value"]) for s in answer["spans"]
+            ]
