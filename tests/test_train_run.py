@@ -1,0 +1,159 @@
+"""End-to-end trainer runs on a tiny corpus: outputs, exact resume, checkpoint errors."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from train_fixtures import tiny_train_config, write_config
+from typer.testing import CliRunner
+
+import mtspeech
+from mtspeech.cli import app
+from mtspeech.errors import UserError
+from mtspeech.train.config import load_train_config
+from mtspeech.train.run_log import read_log
+from mtspeech.train.trainer import Trainer, train
+
+pytestmark = pytest.mark.slow  # each test trains a tiny model for a few steps (about 10-30 s on 2 cores)
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_corpus: Path) -> Path:
+    """The synthetic tiny corpus (every task's labels) from tests/conftest.py."""
+    return tiny_corpus
+
+
+@pytest.fixture(scope="module")
+def straight_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six uninterrupted steps (checkpoints at 3 and 6); shared by several tests."""
+    root = tmp_path_factory.mktemp("straight")
+    config = load_train_config(write_config(root / "cfg.yaml", tiny_train_config(corpus, root / "run")))
+    result = train(config)
+    assert result.steps == 6 and result.stopped_by == "max_steps"
+    return root / "run"
+
+
+def _train_losses(run_dir: Path) -> dict[int, dict[str, float]]:
+    return {
+        r["step"]: {k: v for k, v in r.items() if k.startswith("loss/")}
+        for r in read_log(run_dir / "train.jsonl")
+        if r["kind"] == "train"
+    }
+
+
+def test_run_writes_logs_plots_checkpoints_and_model(straight_run: Path) -> None:
+    records = read_log(straight_run / "train.jsonl")
+    train_steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert train_steps == [1, 2, 3, 4, 5, 6]
+    valid = [r for r in records if r["kind"] == "valid"]
+    assert [r["step"] for r in valid] == [3, 6]
+    assert {"asr_ctc.cer", "intent.accuracy", "lid.accuracy", "vad.f1", "loss/total"} <= set(valid[-1])
+    assert all(math.isfinite(r["loss/total"]) for r in records if r["kind"] == "train")
+
+    plots = {p.name for p in (straight_run / "plots").glob("*.png")}
+    assert {"overview.png", "asr_ctc.png", "decoder.png", "intent.png", "lid.png", "vad.png"} <= plots
+    assert all((straight_run / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in plots)
+    assert list((straight_run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (straight_run / "telemetry.jsonl").read_text().strip()
+
+    checkpoints = sorted(p.name for p in (straight_run / "checkpoints").iterdir())
+    assert checkpoints == ["best.pt", "step-00000003.pt", "step-00000006.pt"]
+    assert not list(straight_run.rglob(".*.tmp*")), "temporary files left behind"
+
+    loaded = mtspeech.load(straight_run / "model.pt")
+    assert set(loaded.model.tasks) == {"asr_ctc", "decoder", "intent", "lid", "vad"}
+    assert loaded.tokenizer.vocab_size == loaded.model.config.tasks["decoder"].vocab_size
+    assert loaded.vocabs["intent"].labels and loaded.metadata["trained_steps"] == 6
+    features = torch.randn(2, 120, 80)
+    out = loaded.model.predict(features, torch.tensor([120, 90]), tasks=["intent", "lid", "vad"])
+    assert len(out["intent"]) == 2 and len(out["vad"][1]) < len(out["vad"][0])
+
+
+def test_resume_continues_the_exact_loss_sequence(
+    straight_run: Path, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_train_config(write_config(tmp_path / "cfg.yaml", tiny_train_config(corpus, tmp_path / "run")))
+    original = Trainer._stop_reason
+
+    def stop_after_three(self, run, progress):  # noqa: ANN001, ANN202 - a SIGTERM arriving during step 3
+        return "signal" if progress.step == 3 else original(self, run, progress)
+
+    monkeypatch.setattr(Trainer, "_stop_reason", stop_after_three)
+    interrupted = train(config)
+    assert interrupted.steps == 3 and interrupted.stopped_by == "signal" and interrupted.model_path is None
+    monkeypatch.setattr(Trainer, "_stop_reason", original)
+
+    resumed = train(config, resume=True)
+    assert resumed.steps == 6 and resumed.model_path is not None
+
+    expected, got = _train_losses(straight_run), _train_losses(tmp_path / "run")
+    assert sorted(got) == [1, 2, 3, 4, 5, 6], "the resumed log must hold each step once"
+    for step in range(1, 7):
+        assert expected[step].keys() == got[step].keys()
+        for key, value in expected[step].items():
+            assert got[step][key] == pytest.approx(value, rel=1e-6, abs=1e-6), (step, key)
+    final_straight = torch.load(straight_run / "checkpoints" / "step-00000006.pt", weights_only=True)["model"]
+    final_resumed = torch.load(tmp_path / "run" / "checkpoints" / "step-00000006.pt", weights_only=True)["model"]
+    for key, value in final_straight.items():
+        torch.testing.assert_close(final_resumed[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_corrupted_checkpoint_is_a_user_error_naming_the_file(straight_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight_run, run_dir)
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_train_config(Path(read_corpus(straight_run)), run_dir))
+    latest = run_dir / "checkpoints" / "step-00000006.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])  # torn write
+    result = CliRunner().invoke(app, ["train", str(cfg), "--resume"])
+    assert result.exit_code == 2, result.output
+    output = result.output.replace("\n", "")  # rich wraps long lines
+    assert str(latest) in output and "cannot read checkpoint" in output and "Traceback" not in output
+
+    torch.save({"state_dict": {}}, latest)  # a foreign torch file
+    with pytest.raises(UserError, match="not an mtspeech training checkpoint") as err:
+        train(load_train_config(cfg), resume=True)
+    assert str(latest) in str(err.value)
+
+
+def test_fresh_run_refuses_a_directory_with_checkpoints(straight_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight_run, run_dir)
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_train_config(Path(read_corpus(straight_run)), run_dir))
+    with pytest.raises(UserError, match="--resume"):
+        train(load_train_config(cfg))
+
+
+def test_resume_with_a_different_model_is_refused(straight_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight_run, run_dir)
+    changed = tiny_train_config(Path(read_corpus(straight_run)), run_dir, model={"encoder": {"num_blocks": 2}})
+    with pytest.raises(UserError, match="differs from the checkpoint's in model"):
+        train(load_train_config(write_config(tmp_path / "cfg.yaml", changed)), resume=True)
+
+
+def test_resume_without_checkpoint_is_a_user_error(corpus: Path, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_train_config(corpus, tmp_path / "run"))
+    with pytest.raises(UserError, match="no step-\\*.pt checkpoint"):
+        train(load_train_config(cfg), resume=True)
+
+
+def read_corpus(run_dir: Path) -> str:
+    """The corpus path a finished run was trained on (from its resolved config)."""
+    import yaml
+
+    return yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["corpora"][0]["path"]
+
+
+def test_synth_tiny_recipe_trains_from_the_command_line(corpus: Path, tmp_path: Path) -> None:
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "synth-tiny.yaml"
+    overrides = [f"data.corpora.0.path={corpus}", f"output_dir={tmp_path / 'run'}", "max_steps=2", "valid_every=2"]
+    overrides += ["progress_bar=false", "data.valid_max_cuts=3", "optim.precision=bf16"]  # CPU autocast
+    result = CliRunner().invoke(app, ["train", str(recipe), *[arg for o in overrides for arg in ("--set", o)]])
+    assert result.exit_code == 0, result.output
+    assert "trained 2 steps" in result.output
+    loaded = mtspeech.load(tmp_path / "run" / "model.pt")
+    assert "slots" in loaded.model.tasks and loaded.metadata["trained_steps"] == 2
