@@ -1,0 +1,70 @@
+"""Task curriculum: step and metric triggers, linear ramps, latching, resume, config errors."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from mtspeech.errors import UserError
+from mtspeech.train.curriculum import Curriculum, CurriculumConfig
+
+CONFIG = {
+    "tasks": {
+        "decoder": {"start_step": 10, "ramp_steps": 4},
+        "intent": {"when": {"metric": "asr_ctc.cer", "below": 0.3}},
+        "lid": {"start_step": 5, "when": {"metric": "accuracy", "above": 0.5}, "ramp_steps": 2},
+    }
+}
+
+
+def curriculum(tasks=None) -> Curriculum:
+    return Curriculum(CurriculumConfig.model_validate(CONFIG), tasks)
+
+
+def test_step_trigger_with_linear_ramp():
+    c = curriculum()
+    values = [c.multipliers(step)["decoder"] for step in range(8, 16)]
+    assert values == [0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+
+
+def test_metric_trigger_waits_for_the_threshold_and_latches():
+    c = curriculum()
+    assert c.multipliers(0, {})["intent"] == 0.0  # not measured yet
+    assert c.multipliers(1, {"asr_ctc.cer": 0.45})["intent"] == 0.0
+    assert c.multipliers(2, {"asr_ctc.cer": 0.29})["intent"] == 1.0
+    assert c.multipliers(3, {"asr_ctc.cer": 0.50})["intent"] == 1.0  # a worse metric later does not switch it off
+
+
+def test_step_and_metric_conditions_both_apply():
+    c = curriculum()
+    assert c.multipliers(3, {"accuracy": 0.9})["lid"] == 0.0  # metric holds, step too early
+    assert c.multipliers(6, {"accuracy": 0.4})["lid"] == 0.0  # step ok, metric not
+    assert c.multipliers(7, {"accuracy": 0.6})["lid"] == 0.5
+    assert c.multipliers(8, {})["lid"] == 1.0
+
+
+def test_unscheduled_tasks_are_always_on_when_tasks_are_given():
+    c = curriculum(["asr_ctc", "decoder", "intent", "lid"])
+    assert c.multipliers(0) == {"asr_ctc": 1.0, "decoder": 0.0, "intent": 0.0, "lid": 0.0}
+    assert Curriculum(CurriculumConfig()).multipliers(0) == {}
+
+
+def test_state_round_trip_keeps_switch_on_steps():
+    c = curriculum()
+    c.multipliers(11)
+    c.multipliers(12, {"asr_ctc.cer": 0.1})
+    restored = curriculum()
+    restored.load_state_dict(c.state_dict())
+    assert restored.multipliers(13, {"asr_ctc.cer": 0.9}) == c.multipliers(13, {"asr_ctc.cer": 0.9})
+    assert restored.multipliers(13)["decoder"] == 0.75  # switched on at step 10, not re-triggered at 13
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ValidationError, match="exactly one of 'below' or 'above'"):
+        CurriculumConfig.model_validate({"tasks": {"intent": {"when": {"metric": "cer"}}}})
+    with pytest.raises(ValidationError, match="ramp"):
+        CurriculumConfig.model_validate({"tasks": {"intent": {"ramp": 3}}})
+    with pytest.raises(ValidationError, match="start_step"):
+        CurriculumConfig.model_validate({"tasks": {"intent": {"start_step": -1}}})
+    with pytest.raises(UserError, match="'emotion'.*tasks: asr_ctc, intent"):
+        Curriculum(CurriculumConfig.model_validate({"tasks": {"emotion": {}}}), ["asr_ctc", "intent"])
