@@ -4,17 +4,26 @@ BIN := $(VENV)/bin
 WORK ?= work
 SIZE ?= small
 CORPUS := $(WORK)/corpus-$(SIZE)
+RECIPE ?= recipes/synth-$(SIZE).yaml
+RUN := $(WORK)/runs/synth-$(SIZE)
 
 .PHONY: setup demo test test-fast lint bench clean
 
 setup:
 	bash scripts/setup.sh
 
-## demo: set up, synthesise the small corpus, validate it, print its summary and draw its plots.
+## demo: set up, synthesise and check the small corpus, train one model on every task, evaluate it on the
+## test split and answer a few test files through the same inference path as the service.
 demo: setup
-	$(BIN)/mtspeech corpus synth --size $(SIZE) --out $(CORPUS)
+	@if [ -f $(CORPUS)/corpus.json ]; then echo "[demo] reusing $(CORPUS) (make clean to rebuild)"; \
+	else $(BIN)/mtspeech corpus synth --size $(SIZE) --out $(CORPUS); fi
 	$(BIN)/mtspeech data validate $(CORPUS)
 	$(BIN)/mtspeech corpus summary $(CORPUS)
+	@if [ -f $(RUN)/model.pt ]; then echo "[demo] reusing $(RUN)/model.pt (make clean to retrain)"; \
+	else $(BIN)/mtspeech train $(RECIPE) $$( ls $(RUN)/checkpoints/step-*.pt >/dev/null 2>&1 && echo --resume ); fi
+	$(BIN)/mtspeech evaluate --model $(RUN)/model.pt --data $(CORPUS) --split test --out $(RUN)/eval
+	$(BIN)/mtspeech analyze --model $(RUN)/model.pt $$(ls $(CORPUS)/audio/test/*.flac | head -3)
+	@echo "[demo] serve it: $(BIN)/mtspeech serve --model $(RUN)/model.pt  (then open http://127.0.0.1:8000/)"
 
 ## test: the whole suite, slow end-to-end tests included (what CI runs).
 test: setup

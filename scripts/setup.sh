@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the project environment: system tools (espeak-ng, sox, ffmpeg, libsndfile) when missing,
+# Create the project environment: system tools (espeak-ng, sox, ffmpeg, chromium, libsndfile) when missing,
 # a virtualenv in .venv, and the package with its dev extras. PyTorch is pinned by constraints.txt
 # so that no dependency can pull a CUDA build. Safe to run again: it only does what is missing.
 set -euo pipefail
@@ -8,7 +8,8 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
 missing=()
-for tool in espeak-ng sox ffmpeg; do
+# chromium runs the web page's end-to-end test (Playwright drives Debian's build; no browser download).
+for tool in espeak-ng sox ffmpeg chromium; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 # soundfile needs the shared library; check through ldconfig rather than a Python import.

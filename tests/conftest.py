@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 TINY_SEED = 0
+
+# pytest-xdist runs two workers on a two-core machine: more intra-op threads per worker only adds contention
+# (tiny-tensor tests ran ~20x slower with two threads each under load).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

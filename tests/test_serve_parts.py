@@ -125,3 +125,29 @@ def test_cache_is_lru_and_keyed_by_audio_and_tasks() -> None:
     cache.put(c, 3)  # evicts b
     assert cache.get(b) is None and cache.get(c) == 3
     assert (cache.hits, cache.misses) == (2, 1)
+
+
+def test_batcher_batches_what_queued_behind_a_running_batch_without_waiting() -> None:
+    import threading
+    import time
+
+    sizes: list[int] = []
+    running = threading.Event()
+
+    def run(items):
+        sizes.append(len(items))
+        running.set()
+        time.sleep(0.2)  # the first batch is busy while the others arrive
+        return list(items)
+
+    async def main():
+        batcher = DynamicBatcher(run, max_batch_size=8, max_wait_ms=0)
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit(0))
+        await asyncio.to_thread(running.wait)
+        results = await asyncio.gather(first, *(batcher.submit(i) for i in range(1, 6)))
+        await batcher.stop()
+        return results
+
+    assert asyncio.run(main()) == [0, 1, 2, 3, 4, 5]
+    assert sizes == [1, 5]

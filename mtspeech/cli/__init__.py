@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from mtspeech import __version__
-from mtspeech.cli import corpus, data
+from mtspeech.cli import analyze, corpus, data, evaluate, serve, train
 
 app = typer.Typer(
     name="mtspeech",
@@ -17,6 +17,11 @@ app = typer.Typer(
 )
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(data.app, name="data")
+app.command("train")(train.train_cmd)
+app.command("evaluate")(evaluate.evaluate_cmd)
+app.command("compare", **evaluate.COMPARE_COMMAND)(evaluate.compare_cmd)
+app.command("analyze")(analyze.analyze_cmd)
+app.command("serve")(serve.serve_cmd)
 
 
 def _version(value: bool) -> None:

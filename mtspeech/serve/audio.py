@@ -52,6 +52,7 @@ class AudioError(Exception):
 class AudioLimits:
     max_bytes: int = 25 * 1024 * 1024
     max_seconds: float = 120.0
+    min_seconds: float = 0.1  # the encoder needs ~70 ms to produce one frame; shorter clips cannot be analysed
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ def decode_audio(data: bytes, content_type: str | None = None, limits: AudioLimi
     duration = samples.shape[0] / rate
     if duration > limits.max_seconds:
         raise AudioError(413, f"the audio lasts {duration:.1f} s; the limit is {limits.max_seconds:g} s")
+    if duration < limits.min_seconds:
+        raise AudioError(422, f"the audio lasts {duration:.3f} s; at least {limits.min_seconds:g} s is needed")
     mono = samples if samples.ndim == 1 else samples.mean(axis=1)
     if not np.all(np.isfinite(mono)):
         raise AudioError(422, "the audio contains NaN or infinite samples")

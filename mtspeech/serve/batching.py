@@ -1,7 +1,8 @@
 """Dynamic batching: concurrent requests wait up to ``max_wait_ms`` to share one padded forward pass.
 
-A single worker task drains an asyncio queue: it takes the first waiting item, keeps collecting until the
-batch is full or the wait is over, runs the batch function in a thread (so the event loop keeps accepting
+A single worker task drains an asyncio queue: it takes the first waiting item and every item already queued
+behind it (those arrived while the previous batch ran), keeps collecting until the batch is full or the wait is
+over, runs the batch function in a thread (so the event loop keeps accepting
 requests) and resolves each caller's future with its own result, or with the exception its item raised.
 """
 
@@ -16,6 +17,10 @@ from typing import Any, Generic, TypeVar
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
+
+
+class BatcherClosed(RuntimeError):
+    """Raised by :meth:`DynamicBatcher.submit` once :meth:`DynamicBatcher.stop` has begun (shutting down)."""
 
 
 @dataclass
@@ -53,14 +58,17 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self._queue: asyncio.Queue[tuple[ItemT, asyncio.Future[Any]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._in_flight = 0
+        self._closed = False
 
     async def start(self) -> None:
+        self._closed = False
         if self._worker is None:
             self._queue = asyncio.Queue()
             self._worker = asyncio.create_task(self._loop(), name="mtspeech-batcher")
 
     async def stop(self) -> None:
         """Finish every queued and running item, then stop the worker (graceful shutdown)."""
+        self._closed = True
         if self._worker is None or self._queue is None:
             return
         while not self._queue.empty() or self._in_flight:
@@ -70,7 +78,13 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             await self._worker
         self._worker = None
 
+    def queue_depth(self) -> int:
+        """Items waiting for a batch (not counting the batch being computed)."""
+        return self._queue.qsize() if self._queue is not None else 0
+
     async def submit(self, item: ItemT) -> ResultT:
+        if self._closed:
+            raise BatcherClosed("the server is shutting down; retry on another replica or later")
         if self._queue is None:
             await self.start()
         assert self._queue is not None
@@ -85,6 +99,10 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             batch = [first]
             self._in_flight = 1
             deadline = time.monotonic() + self.max_wait
+            # Whatever queued up while the previous batch ran joins at once (no added latency under load);
+            # then wait up to max_wait for more batch-mates.
+            while len(batch) < self.max_batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             while len(batch) < self.max_batch_size:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

@@ -1,0 +1,387 @@
+"""One inference path for the service and ``mtspeech analyze``: waveforms -> front end -> encoder ONCE -> every
+requested task read off that one encoder output.
+
+Service task names map to the model's tasks (whichever it has):
+
+============  =====================================================================================
+asr           ``ModelDecoder.decode_encoded`` (CTC and/or attention decoder), words CTC-aligned
+language      the ``lid`` head, or the decoder's language-token probabilities after ``<|sot|>``
+intent        the ``intent`` head, or the decoder's SLU answer (``<|slu|>`` prompt)
+slots         the ``slots`` head over the transcript's pieces, or the decoder's SLU answer
+translation   the decoder with a ``<|translate|>`` prompt to ``translate_to``
+emotion ...   ``emotion``, ``accent``, ``speaker``, ``gender`` heads (label + probabilities)
+vad           the ``vad`` head's frame probabilities as speech segments in seconds
+============  =====================================================================================
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtspeech.decode.decoding import ModelDecoder
+from mtspeech.decode.options import CTC_MODES, DecodingOptions, VadOptions
+from mtspeech.decode.result import DecodingResult
+from mtspeech.errors import UserError
+from mtspeech.model.package import LoadedModel
+from mtspeech.serve import answers
+from mtspeech.serve.quantize import quantize_model
+
+SERVICE_TASKS = ("asr", "language", "intent", "slots", "translation", "emotion", "accent", "speaker", "gender", "vad")
+# Service task -> the pooled classifier head that answers it (and its label vocabulary).
+CLASSIFIER_HEADS = {"language": "lid", "intent": "intent", "emotion": "emotion", "accent": "accent"}
+CLASSIFIER_HEADS |= {"speaker": "speaker", "gender": "gender"}
+MIN_ENCODER_FRAMES = 1
+
+
+def default_decoding(model: torch.nn.Module) -> DecodingOptions:
+    """The service's default: CTC prefix beam search with CTC-aligned word times when the model has a CTC head
+    (its cost is small beside the encoder's, so every other answer stays nearly free), else the attention decoder.
+    ``attention_rescoring`` (WeNet's default) is one ``--decode-mode`` away when accuracy matters more."""
+    if "asr_ctc" in model.tasks:
+        return DecodingOptions(mode="ctc_prefix_beam", beam_size=4, word_timestamps=True)
+    return DecodingOptions(mode="attention_beam", beam_size=4)
+
+
+def decoding_options(
+    model: torch.nn.Module, mode: str | None = None, beam_size: int | None = None, max_tokens: int | None = None
+) -> DecodingOptions:
+    """:func:`default_decoding` with the command-line overrides applied (None keeps the default)."""
+    options = default_decoding(model)
+    changes: dict[str, Any] = {}
+    if mode is not None:
+        changes["mode"] = mode
+    if beam_size is not None:
+        changes.update(beam_size=beam_size, nbest=beam_size)
+    if max_tokens is not None:
+        changes["max_tokens"] = max_tokens
+    return DecodingOptions.from_dict({**options.__dict__, **changes})
+
+
+@dataclass
+class _Batch:
+    """One call's shared state: the encoder output and what several tasks reuse (language, transcript)."""
+
+    enc: torch.Tensor
+    enc_lens: torch.Tensor
+    durations: list[float]
+    timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    language: list[dict[str, Any]] | None = None
+    prompt_languages: list[str] | None = None
+    transcripts: list[DecodingResult] | None = None
+    slu: list[DecodingResult] | None = None
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] += (time.perf_counter() - started) * 1000
+
+
+class ModelAnalyzer:
+    """The :class:`~mtspeech.serve.app.Analyzer` of a packaged model (see the module docstring).
+
+    ``decoding``: how ``asr`` decodes (default :func:`default_decoding`); translation and decoder SLU use the
+    same search settings with an ``attention_beam`` mode. ``quantize="int8"``: dynamic int8 quantisation of
+    every ``nn.Linear`` (CPU only). ``vad``: how the ``vad`` answer smooths frame probabilities into segments.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        decoding: DecodingOptions | None = None,
+        name: str = "model",
+        quantize: str | None = None,
+        device: str | torch.device = "cpu",
+        vad: VadOptions | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        model = loaded.model.to(self.device).eval()
+        if quantize is not None:
+            model = quantize_model(model, quantize, self.device)
+        self.model = model
+        self.tokenizer = loaded.tokenizer
+        self.vocabs = dict(loaded.vocabs)
+        self.metadata = dict(loaded.metadata)
+        self.decoder = ModelDecoder(model, self.tokenizer, self.vocabs)
+        self.decoding = decoding or default_decoding(model)
+        self.vad_options = vad or VadOptions()
+        self.quantize = quantize
+        self.name = name
+        steps = self.metadata.get("trained_steps")
+        self.version = str(self.metadata.get("version") or (f"step {steps}" if steps is not None else "untrained"))
+        if quantize:
+            self.version += f" ({quantize})"
+        self.tasks = self._available_tasks()
+        if "asr" in self.tasks:  # a mode the model cannot run is a UserError now, not on every request
+            self.decoder._check_model(self.decoding)
+        self.default_tasks = tuple(t for t in self.tasks if t != "translation")
+        self.translation_targets = tuple(self.tokenizer.languages) if "translation" in self.tasks else ()
+        self._lock = threading.Lock()  # ModelDecoder flips train/eval mode: one call at a time per model
+
+    # --- what this model can answer ------------------------------------------------------------------
+    def _available_tasks(self) -> tuple[str, ...]:
+        heads = self.model.tasks
+        decoder = "decoder" in heads
+        slu = decoder and bool(self.tokenizer.intents)
+        offered = {
+            "asr": "asr_ctc" in heads or decoder,
+            "language": ("lid" in heads and "lid" in self.vocabs) or decoder,
+            "intent": ("intent" in heads and "intent" in self.vocabs) or slu,
+            "slots": ("slots" in heads and "slot" in self.vocabs) or slu,
+            "translation": decoder,
+            "vad": "vad" in heads,
+        }
+        for task in ("emotion", "accent", "speaker", "gender"):
+            offered[task] = task in heads and task in self.vocabs
+        return tuple(t for t in SERVICE_TASKS if offered[t])
+
+    def _has_head(self, task: str) -> bool:
+        head = CLASSIFIER_HEADS.get(task, task)
+        vocab = "slot" if task == "slots" else head
+        return head in self.model.tasks and vocab in self.vocabs
+
+    # --- the one call -----------------------------------------------------------------------------------
+    def analyze(
+        self, waves: Sequence[np.ndarray], tasks: Sequence[str], translate_to: Sequence[str | None] | None = None
+    ) -> list[dict[str, Any]]:
+        """One answer dict per 16 kHz mono waveform: task -> answer, plus ``timings_ms`` of the whole batch."""
+        unknown = [t for t in tasks if t not in self.tasks]
+        if unknown:
+            raise UserError(
+                f"task(s) {', '.join(unknown)} not offered by this model; it answers: {', '.join(self.tasks)}"
+            )
+        if not waves:
+            return []
+        targets = list(translate_to) if translate_to is not None else [None] * len(waves)
+        if len(targets) != len(waves):
+            raise ValueError(f"{len(targets)} translation targets for {len(waves)} waveforms")
+        for target in {t for t in targets if t is not None}:
+            if target not in self.translation_targets:
+                raise UserError(f"cannot translate to {target!r}; targets: {', '.join(self.translation_targets)}")
+        with self._lock, torch.inference_mode():
+            batch = self._encode(waves)
+            results: list[dict[str, Any]] = [{} for _ in waves]
+            for task in dict.fromkeys(tasks):
+                with batch.timed(task):
+                    per_row = self._answer(task, batch, targets)
+                for row, answer in enumerate(per_row):
+                    if answer is not None:
+                        results[row][task] = answer
+        timings = {name: round(ms, 2) for name, ms in batch.timings.items()}
+        for result in results:
+            result["timings_ms"] = dict(timings)
+        return results
+
+    def _encode(self, waves: Sequence[np.ndarray]) -> _Batch:
+        lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+        padded = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)
+        for row, wave in enumerate(waves):
+            padded[row, : len(wave)] = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+        sample_rate = self.model.frontend.sample_rate
+        timings: dict[str, float] = defaultdict(float)
+        started = time.perf_counter()
+        features, feature_lens = self.model.features_from_audio(padded.to(self.device), lengths.to(self.device))
+        timings["features"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        enc, enc_lens = self.model.encode(features, feature_lens)
+        timings["encoder"] = (time.perf_counter() - started) * 1000
+        short = [row for row, n in enumerate(enc_lens.tolist()) if n < MIN_ENCODER_FRAMES]
+        if short:
+            seconds = len(waves[short[0]]) / sample_rate
+            raise UserError(f"audio {short[0]} lasts {seconds:.3f} s: too short for the encoder (at least 0.1 s)")
+        durations = [len(w) / sample_rate for w in waves]
+        return _Batch(enc, enc_lens, durations, timings)
+
+    def _answer(self, task: str, batch: _Batch, targets: list[str | None]) -> list[dict[str, Any] | None]:
+        handlers: dict[str, Callable[[], list[dict[str, Any] | None]]] = {
+            "asr": lambda: [answers.asr_answer(r) for r in self._transcripts(batch)],
+            "language": lambda: list(self._language(batch)),
+            "intent": lambda: self._intent(batch),
+            "slots": lambda: self._slots(batch),
+            "translation": lambda: self._translation(batch, targets),
+            "vad": lambda: self._vad(batch),
+        }
+        if task in handlers:
+            return handlers[task]()
+        return self._classify(task, batch)
+
+    # --- classifier heads -------------------------------------------------------------------------------
+    def _classify(self, task: str, batch: _Batch, top: int = answers.MAX_LISTED_LABELS) -> list[dict[str, Any] | None]:
+        head = CLASSIFIER_HEADS[task]
+        probs = self.model.tasks[head].probabilities(batch.enc, batch.enc_lens).cpu()
+        labels = self.vocabs[head].labels
+        out: list[dict[str, Any] | None] = [answers.classifier_answer(row, labels, top) for row in probs]
+        if task == "intent":  # 60-odd intents: the label, its confidence and the runners-up, not every class
+            for answer in out:
+                assert answer is not None
+                answer["alternatives"] = dict(list(answer.pop("probabilities").items())[1:4])
+        return out
+
+    def _language(self, batch: _Batch) -> list[dict[str, Any]]:
+        if batch.language is None:
+            if self._has_head("language"):
+                batch.language = [a for a in self._classify("language", batch) if a is not None]
+                for answer in batch.language:
+                    answer["source"] = "lid"
+            else:
+                batch.language = self._decoder_language(batch)
+        return batch.language
+
+    def _decoder_language(self, batch: _Batch) -> list[dict[str, Any]]:
+        """Whisper's language detection: the decoder's next-token distribution after ``<|sot|>``, restricted to
+        the language tokens."""
+        codes = list(self.tokenizer.language_ids)
+        ids = torch.tensor([self.tokenizer.language_ids[c] for c in codes], device=self.device)
+        sot = torch.full((batch.enc.size(0), 1), self.tokenizer.sot_id, dtype=torch.long, device=self.device)
+        logits = self.model.tasks["decoder"].logits(sot, batch.enc, batch.enc_lens)[:, -1].float()
+        probs = logits[:, ids].softmax(dim=-1).cpu()
+        out = []
+        for row in probs:
+            answer = answers.classifier_answer(row, codes, top=10)
+            answer["source"] = "decoder"
+            out.append(answer)
+        return out
+
+    def _prompt_languages(self, batch: _Batch) -> list[str]:
+        """The spoken language of each row as a decoder prompt needs it (a language with a tokenizer token)."""
+        if batch.prompt_languages is None:
+            found = [a["label"] for a in self._language(batch)]
+            if any(code not in self.tokenizer.language_ids for code in found) and "decoder" in self.model.tasks:
+                detected = [a["label"] for a in self._decoder_language(batch)]
+                found = [c if c in self.tokenizer.language_ids else d for c, d in zip(found, detected, strict=True)]
+            batch.prompt_languages = found
+        return batch.prompt_languages
+
+    # --- decoder-based answers -----------------------------------------------------------------------------
+    def _decode_grouped(
+        self, batch: _Batch, rows: list[int], options: Callable[[int], DecodingOptions]
+    ) -> dict[int, DecodingResult]:
+        """Decode ``rows``, batched by the options each row needs (prompt language, translation target)."""
+        groups: dict[DecodingOptions, list[int]] = defaultdict(list)
+        for row in rows:
+            groups[options(row)].append(row)
+        found: dict[int, DecodingResult] = {}
+        for opts, members in groups.items():
+            index = torch.tensor(members, device=self.device)
+            decoded = self.decoder.decode_encoded(batch.enc[index], batch.enc_lens[index], opts)
+            found.update(zip(members, decoded, strict=True))
+        return found
+
+    def _transcripts(self, batch: _Batch) -> list[DecodingResult]:
+        if batch.transcripts is None:
+            rows = list(range(batch.enc.size(0)))
+            if self.decoding.mode in CTC_MODES:
+                decoded = self.decoder.decode_encoded(batch.enc, batch.enc_lens, self.decoding)
+            else:
+                languages = self._prompt_languages(batch)
+                by_row = self._decode_grouped(batch, rows, lambda r: self.decoding.replace(language=languages[r]))
+                decoded = [by_row[r] for r in rows]
+            batch.transcripts = decoded
+        return batch.transcripts
+
+    def _decoder_options(self, **changes: Any) -> DecodingOptions:
+        base = self.decoding.replace(mode="attention_beam", timestamps=False, word_timestamps=False)
+        return base.replace(**changes)
+
+    def _translation(self, batch: _Batch, targets: list[str | None]) -> list[dict[str, Any] | None]:
+        languages = self._prompt_languages(batch)
+        rows = [r for r, target in enumerate(targets) if target is not None]
+
+        def options(row: int) -> DecodingOptions:
+            return self._decoder_options(task="translate", language=languages[row], target_language=targets[row])
+
+        found = self._decode_grouped(batch, rows, options)
+        out: list[dict[str, Any] | None] = [None] * len(targets)
+        for row, result in found.items():
+            out[row] = {
+                "target": targets[row],
+                "source_language": languages[row],
+                "text": result.text,
+                "confidence": answers.rounded(result.confidence),
+            }
+        return out
+
+    def _slu(self, batch: _Batch) -> list[DecodingResult]:
+        if batch.slu is None:
+            languages = self._prompt_languages(batch)
+            rows = list(range(batch.enc.size(0)))
+            found = self._decode_grouped(
+                batch, rows, lambda r: self._decoder_options(task="slu", language=languages[r])
+            )
+            batch.slu = [found[r] for r in rows]
+        return batch.slu
+
+    def _intent(self, batch: _Batch) -> list[dict[str, Any] | None]:
+        if self._has_head("intent"):
+            return self._classify("intent", batch)
+        return [
+            {"label": r.intent, "confidence": answers.rounded(r.confidence), "source": "decoder"}
+            for r in self._slu(batch)
+        ]
+
+    # --- slots and voice activity --------------------------------------------------------------------------
+    def _slots(self, batch: _Batch) -> list[dict[str, Any] | None]:
+        if not self._has_head("slots"):
+            return [answers.slots_from_decoder(r) for r in self._slu(batch)]
+        texts = [r.text for r in self._transcripts(batch)]
+        pieces = [self.tokenizer.encode(text) for text in texts]
+        lens = torch.tensor([len(p) for p in pieces], dtype=torch.long, device=self.device)
+        padded = torch.zeros(len(pieces), max(1, int(lens.max())), dtype=torch.long, device=self.device)
+        for row, ids in enumerate(pieces):
+            padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        probs = self.model.tasks["slots"].tag_logits(padded, lens, batch.enc, batch.enc_lens).float().softmax(-1)
+        best_probs, best_ids = probs.max(dim=-1)
+        tags = self.vocabs["slot"].labels
+        out: list[dict[str, Any] | None] = []
+        for row, (text, ids) in enumerate(zip(texts, pieces, strict=True)):
+            n = len(ids)
+            out.append(
+                answers.slots_from_piece_tags(
+                    text.split(),
+                    self.tokenizer.word_starts(ids),
+                    best_ids[row, :n].tolist(),
+                    best_probs[row, :n].tolist(),
+                    tags,
+                )
+            )
+        return out
+
+    def _vad(self, batch: _Batch) -> list[dict[str, Any] | None]:
+        probs = self.model.tasks["vad"].frame_logits(batch.enc).float().sigmoid().cpu()
+        lengths = batch.enc_lens.tolist()
+        shift = self.decoder.frame_shift
+        return [
+            answers.vad_answer(probs[row, : lengths[row]], shift, batch.durations[row], self.vad_options)
+            for row in range(len(lengths))
+        ]
+
+
+def load_analyzer(
+    path: str | Path,
+    *,
+    mode: str | None = None,
+    beam_size: int | None = None,
+    max_tokens: int | None = None,
+    **options: Any,
+) -> ModelAnalyzer:
+    """The :class:`ModelAnalyzer` of the model file at ``path``, named after the file unless ``name`` is given;
+    ``mode``/``beam_size``/``max_tokens`` override :func:`default_decoding` (see :func:`decoding_options`)."""
+    from mtspeech.model.package import load_model
+
+    loaded = load_model(path)
+    options.setdefault("name", Path(path).name)
+    if "decoding" not in options:
+        options["decoding"] = decoding_options(loaded.model, mode, beam_size, max_tokens)
+    return ModelAnalyzer(loaded, **options)
