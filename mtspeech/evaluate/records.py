@@ -143,16 +143,21 @@ def _labels_from_dict(cls: type[Labels], data: Mapping[str, Any]) -> Labels:
     return cls(**values)
 
 
-def write_results_jsonl(records: Iterable[UtteranceResult], path: str | Path) -> Path:
-    """One record per line (temp file + rename, so a crash never leaves half a file)."""
+def write_jsonl_atomic(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """One JSON object per line (temp file + rename, so a crash never leaves half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(".tmp-" + path.name)
     with tmp.open("w", encoding="utf-8") as out:
-        for record in records:
-            out.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
     return path
+
+
+def write_results_jsonl(records: Iterable[UtteranceResult], path: str | Path) -> Path:
+    """One record per line, written atomically."""
+    return write_jsonl_atomic((record.to_dict() for record in records), path)
 
 
 def read_results_jsonl(path: str | Path) -> list[UtteranceResult]:

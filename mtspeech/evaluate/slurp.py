@@ -32,7 +32,7 @@ from scipy.optimize import linear_sum_assignment
 
 from mtspeech.data.schema import SlotSpan
 from mtspeech.errors import UserError
-from mtspeech.evaluate.records import UtteranceResult
+from mtspeech.evaluate.records import UtteranceResult, write_jsonl_atomic
 from mtspeech.evaluate.text import normalise_filler
 from mtspeech.tasks.metrics import edit_distance
 
@@ -201,14 +201,7 @@ def slurp_predictions(
 
 def write_slurp_predictions(predictions: Iterable[SlurpPrediction], path: str | Path) -> Path:
     """One JSON object per line, as SLURP's scorer reads them (``file``, ``scenario``, ``action``, ``entities``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".tmp-" + path.name)
-    with tmp.open("w", encoding="utf-8") as out:
-        for prediction in predictions:
-            out.write(json.dumps(prediction.to_dict(), ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_jsonl_atomic((prediction.to_dict() for prediction in predictions), path)
 
 
 def read_slurp_predictions(path: str | Path) -> list[SlurpPrediction]:

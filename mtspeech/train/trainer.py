@@ -203,7 +203,12 @@ class Trainer:
                 if exported is not None:
                     model_path = export_model(run, progress, *exported)
                     if log is not None:
-                        event = {"event": "export", "path": str(model_path), "weights": exported[1]}
+                        event = {
+                            "event": "export",
+                            "path": str(model_path),
+                            "weights": exported[1],
+                            "stopped_by": stopped_by,
+                        }
                         log.write(progress.step, "event", event)
         finally:
             run.stream.close()

@@ -1,0 +1,98 @@
+"""The small CPU recipe's test-split scores, in percent, as bench/results/synth-small.json.
+
+Reads the report that ``mtspeech evaluate`` wrote (``make demo`` writes work/runs/synth-small/eval), or runs the
+evaluation first with ``--evaluate``. Also records how far training got (steps, minutes, stop reason) and the
+floors of the issue, so a reader sees at once which are met.
+
+    python bench/synth_small.py [--run work/runs/synth-small] [--corpus work/corpus-small] [--evaluate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_results  # noqa: E402
+
+# result key -> (report metric, floor, higher is better)
+KEYS: dict[str, tuple[str, float | None, bool]] = {
+    "wer": ("asr/wer", None, False),
+    "cer": ("asr/cer", 10.0, False),
+    "lid_acc": ("lid/accuracy", 95.0, True),
+    "intent_acc": ("intent/accuracy", 80.0, True),
+    "slu_f1": ("slots/slu_f1", None, True),
+    "vad_f1": ("vad/frame_f1", 95.0, True),
+    "emotion_acc": ("emotion/accuracy", 85.0, True),
+    "accent_acc": ("accent/accuracy", None, True),
+    "speaker_acc": ("speaker/accuracy", None, True),
+    "gender_acc": ("gender/accuracy", None, True),
+    "bleu": ("st/bleu", None, True),
+    "emotion_uar": ("emotion/uar", None, True),
+}
+
+
+def training_summary(run: Path) -> dict[str, object]:
+    """Steps, wall minutes and why training stopped, from the run's train.jsonl."""
+    steps, first, last, stopped = 0, None, None, None
+    for line in (run / "train.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        first = first if first is not None else record.get("time")
+        last = record.get("time", last)
+        steps = max(steps, int(record.get("step", 0)))
+        stopped = record.get("stopped_by", stopped)
+    minutes = (last - first) / 60 if first is not None and last is not None else None
+    return {"steps": steps, "wall_minutes": round(minutes, 1) if minutes else None, "stopped_by": stopped}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=Path("work/runs/synth-small"))
+    parser.add_argument("--corpus", type=Path, default=Path("work/corpus-small"))
+    parser.add_argument("--evaluate", action="store_true", help="run mtspeech evaluate first")
+    args = parser.parse_args()
+    report_path = args.run / "eval" / "report.json"
+    if args.evaluate or not report_path.exists():
+        cmd = ["mtspeech", "evaluate", "--model", str(args.run / "model.pt"), "--data", str(args.corpus)]
+        subprocess.run([*cmd, "--split", "test", "--out", str(args.run / "eval")], check=True)
+    report = json.loads(report_path.read_text())
+    metrics = report["metrics"]
+    figures: dict[str, object] = {}
+    floors: dict[str, dict[str, object]] = {}
+    table = Table(title=f"{args.run} on the test split ({report['num_utterances']} utterances)")
+    for column in ("metric", "value %", "floor", "met"):
+        table.add_column(column)
+    for key, (name, floor, higher) in KEYS.items():
+        value = metrics.get(name)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        figures[key] = round(float(value), 2)
+        met = None if floor is None else (value >= floor if higher else value <= floor)
+        if floor is not None:
+            floors[key] = {"floor": floor, "higher_is_better": higher, "met": met}
+        table.add_row(
+            key,
+            f"{value:.2f}",
+            "" if floor is None else f"{'>=' if higher else '<='} {floor:g}",
+            "" if met is None else ("yes" if met else "no"),
+        )
+    figures["geometric_mean"] = round(float(report["score"]), 2) if report.get("score") is not None else None
+    Console().print(table)
+    command = f"python bench/synth_small.py --run {args.run} --corpus {args.corpus}"
+    path = write_results(
+        "synth-small",
+        {**figures, "floors": floors, "training": training_summary(args.run), "utterances": report["num_utterances"]},
+        command,
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
