@@ -60,7 +60,16 @@ def main() -> None:
     args = parser.parse_args()
     report_path = args.run / "eval" / "report.json"
     if args.evaluate or not report_path.exists():
-        cmd = ["mtspeech", "evaluate", "--model", str(args.run / "model.pt"), "--data", str(args.corpus)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mtspeech",
+            "evaluate",
+            "--model",
+            str(args.run / "model.pt"),
+            "--data",
+            str(args.corpus),
+        ]
         subprocess.run([*cmd, "--split", "test", "--out", str(args.run / "eval")], check=True)
     report = json.loads(report_path.read_text())
     metrics = report["metrics"]

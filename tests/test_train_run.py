@@ -157,3 +157,15 @@ def test_synth_tiny_recipe_trains_from_the_command_line(corpus: Path, tmp_path: 
     assert "trained 2 steps" in result.output
     loaded = mtspeech.load(tmp_path / "run" / "model.pt")
     assert "slots" in loaded.model.tasks and loaded.metadata["trained_steps"] == 2
+
+
+def test_model_carries_the_global_cmvn_fitted_on_the_train_cuts(straight_run: Path, corpus: Path) -> None:
+    """The exported front end normalises with statistics of the training audio, so serving matches training."""
+    from mtspeech.data.corpus import load_cuts
+    from mtspeech.data.features import LogMelFrontend, compute_global_cmvn
+
+    frontend = mtspeech.load(straight_run / "model.pt").model.frontend
+    mean, std = compute_global_cmvn(list(load_cuts(corpus, "train")), LogMelFrontend(), apply=False)
+    assert torch.allclose(frontend.cmvn_mean, mean.float(), atol=1e-3)
+    assert torch.allclose(frontend.cmvn_istd, 1.0 / std.float(), rtol=1e-3)
+    assert float(frontend.cmvn_mean.abs().mean()) > 1.0  # raw log-mels are far from zero: CMVN did something

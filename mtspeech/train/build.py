@@ -33,6 +33,7 @@ from mtspeech.train.data_setup import (
     build_collator,
     build_train_loader,
     build_valid_loader,
+    fit_cmvn,
     open_corpora,
     prepare_tokenizer,
     prepare_vocabs,
@@ -163,7 +164,10 @@ def build_run(config: TrainConfig, resume: bool) -> Run:
 
     seed_everything(config.seed)  # identical initial weights on every rank
     model_config = resolve_model_config(config.model, tokenizer, vocabs)
-    model = MultiTaskModel(model_config).to(env.device)
+    model = MultiTaskModel(model_config)
+    if config.data.cmvn:
+        fit_cmvn(corpora, model.frontend)
+    model = model.to(env.device)
     tasks = model.task_names
     if fsdp:
         apply_fsdp(model, env)  # replaces the parameters by sharded ones: build the balancer after this
@@ -173,7 +177,7 @@ def build_run(config: TrainConfig, resume: bool) -> Run:
     balancer_params = balancer.extra_parameters()
     seed_everything(config.seed + env.rank)  # but independent dropout masks per rank
 
-    collator = build_collator(config, tokenizer, vocabs, model.encoder.subsampling_factor)
+    collator = build_collator(config, tokenizer, vocabs, model.encoder.subsampling_factor, model.frontend)
     pin = env.device.type == "cuda"
     stream = BatchStream(build_train_loader(config, corpora, collator, env.rank, env.world_size, pin_memory=pin))
     # FSDP runs collectives in every forward: all ranks must see the same number of validation batches, so

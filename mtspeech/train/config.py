@@ -68,6 +68,7 @@ class DataConfig(StrictConfig):
     max_cut_duration: float | None = Field(30.0, gt=0, description="training cuts longer than this are skipped (s)")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (feature extraction runs there)")
     valid_max_cuts: int | None = Field(None, ge=1, description="validate on at most this many cuts per corpus")
+    cmvn: bool = Field(True, description="global mean/variance normalisation of the features, fitted on train cuts")
     augment: AugmentOptions = Field(default_factory=AugmentOptions)
     decoder_tasks: list[DecoderTask] = Field(default_factory=lambda: list(DECODER_TASKS))
     decoder_task_weights: dict[DecoderTask, float] = Field(default_factory=dict)
