@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from serve_fixtures import build_model_file
 from typer.testing import CliRunner
 
@@ -30,14 +29,6 @@ from mtspeech.evaluate.slurp import read_slurp_predictions
 from mtspeech.model.package import load_model, save_model
 
 FAST = ["--beam-size", "2", "--max-tokens", "6", "--device", "cpu", "--no-progress", "--min-group-size", "1"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from serve_fixtures import build_model_file
 from train_fixtures import tiny_train_config, write_config
 from typer.testing import CliRunner
@@ -30,14 +29,6 @@ from mtspeech.model.model import count_parameters
 from mtspeech.model.package import load_model
 
 FAST = ["--beam-size", "2", "--device", "cpu", "--no-progress", "--latency-utterances", "3", "--latency-repeats", "1"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- planning -------------------------------------------------------------------------------------------------
