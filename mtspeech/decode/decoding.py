@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -110,6 +111,26 @@ class ModelDecoder:
         with eval_mode(self.model):
             features, feature_lens = self.model.features_from_audio(waveforms, lengths)
         return self.decode(features, feature_lens, options)
+
+    @torch.no_grad()
+    def decode_rows(
+        self,
+        enc: torch.Tensor,
+        enc_lens: torch.Tensor,
+        rows: Sequence[int],
+        options_of: Callable[[int], DecodingOptions],
+    ) -> dict[int, DecodingResult]:
+        """Decode the encoder rows ``rows``, each with its own options (prompt language, translation target),
+        batched by equal options; the encoder output is reused, never recomputed."""
+        groups: dict[DecodingOptions, list[int]] = defaultdict(list)
+        for row in rows:
+            groups[options_of(row)].append(row)
+        found: dict[int, DecodingResult] = {}
+        for options, members in groups.items():
+            index = torch.tensor(members, device=enc.device)
+            lens = enc_lens[index]
+            found.update(zip(members, self.decode_encoded(enc[index, : int(lens.max())], lens, options), strict=True))
+        return found
 
     @torch.no_grad()
     def decode_encoded(

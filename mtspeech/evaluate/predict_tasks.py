@@ -7,8 +7,8 @@ decoder prompts, and one SLU decoding answers both intent and slots.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -129,29 +129,18 @@ class TaskReader:
             ]
         return batch.prompt_languages
 
-    def _decode(
-        self, batch: EncodedBatch, rows: Sequence[int], options_of: Callable[[int], DecodingOptions]
-    ) -> dict[int, DecodingResult]:
-        """Decode ``rows``, batched by the options each needs (prompt language, translation target)."""
-        groups: dict[DecodingOptions, list[int]] = defaultdict(list)
-        for row in rows:
-            groups[options_of(row)].append(row)
-        found: dict[int, DecodingResult] = {}
-        for options, members in groups.items():
-            index = torch.tensor(members, device=batch.enc.device)
-            lens = batch.enc_lens[index]
-            enc = batch.enc[index, : int(lens.max())]
-            found.update(zip(members, self.decoder.decode_encoded(enc, lens, options), strict=True))
-        return found
-
     def _asr(self, batch: EncodedBatch) -> None:
         assert self.decoding is not None
         rows = range(len(batch.predictions))
         if self.decoding.mode in CTC_MODES:
-            found = self._decode(batch, rows, lambda row: self.decoding)  # CTC needs no prompt
+            found = self.decoder.decode_rows(
+                batch.enc, batch.enc_lens, rows, lambda row: self.decoding
+            )  # CTC needs no prompt
         else:
             languages = self._prompt_languages(batch)
-            found = self._decode(batch, rows, lambda row: self.decoding.replace(language=languages[row]))
+            found = self.decoder.decode_rows(
+                batch.enc, batch.enc_lens, rows, lambda row: self.decoding.replace(language=languages[row])
+            )
         for row, prediction in enumerate(batch.predictions):
             prediction.text = found[row].text
 
@@ -176,8 +165,9 @@ class TaskReader:
         ]
         for target in sorted({t for _, t in jobs}):
             rows = [row for row, t in jobs if t == target]
-            found = self._decode(
-                batch,
+            found = self.decoder.decode_rows(
+                batch.enc,
+                batch.enc_lens,
                 rows,
                 lambda row, t=target: self._decoder_options(
                     task="translate", language=languages[row], target_language=t
@@ -190,7 +180,9 @@ class TaskReader:
         if batch.slu is None:
             languages = self._prompt_languages(batch)
             rows = range(len(batch.predictions))
-            found = self._decode(batch, rows, lambda row: self._decoder_options(task="slu", language=languages[row]))
+            found = self.decoder.decode_rows(
+                batch.enc, batch.enc_lens, rows, lambda row: self._decoder_options(task="slu", language=languages[row])
+            )
             batch.slu = [found[row] for row in rows]
         return batch.slu
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mtspeech.data.features import pad_waveforms
 from mtspeech.decode.decoding import ModelDecoder
 from mtspeech.decode.options import CTC_MODES, DecodingOptions, VadOptions
 from mtspeech.decode.result import DecodingResult
@@ -185,10 +186,7 @@ class ModelAnalyzer:
         return results
 
     def _encode(self, waves: Sequence[np.ndarray]) -> _Batch:
-        lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
-        padded = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)
-        for row, wave in enumerate(waves):
-            padded[row, : len(wave)] = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+        padded, lengths = pad_waveforms([np.asarray(wave, dtype=np.float32) for wave in waves])
         sample_rate = self.model.frontend.sample_rate
         timings: dict[str, float] = defaultdict(float)
         started = time.perf_counter()
@@ -265,20 +263,6 @@ class ModelAnalyzer:
         return batch.prompt_languages
 
     # --- decoder-based answers -----------------------------------------------------------------------------
-    def _decode_grouped(
-        self, batch: _Batch, rows: list[int], options: Callable[[int], DecodingOptions]
-    ) -> dict[int, DecodingResult]:
-        """Decode ``rows``, batched by the options each row needs (prompt language, translation target)."""
-        groups: dict[DecodingOptions, list[int]] = defaultdict(list)
-        for row in rows:
-            groups[options(row)].append(row)
-        found: dict[int, DecodingResult] = {}
-        for opts, members in groups.items():
-            index = torch.tensor(members, device=self.device)
-            decoded = self.decoder.decode_encoded(batch.enc[index], batch.enc_lens[index], opts)
-            found.update(zip(members, decoded, strict=True))
-        return found
-
     def _transcripts(self, batch: _Batch) -> list[DecodingResult]:
         if batch.transcripts is None:
             rows = list(range(batch.enc.size(0)))
@@ -286,7 +270,9 @@ class ModelAnalyzer:
                 decoded = self.decoder.decode_encoded(batch.enc, batch.enc_lens, self.decoding)
             else:
                 languages = self._prompt_languages(batch)
-                by_row = self._decode_grouped(batch, rows, lambda r: self.decoding.replace(language=languages[r]))
+                by_row = self.decoder.decode_rows(
+                    batch.enc, batch.enc_lens, rows, lambda r: self.decoding.replace(language=languages[r])
+                )
                 decoded = [by_row[r] for r in rows]
             batch.transcripts = decoded
         return batch.transcripts
@@ -302,7 +288,7 @@ class ModelAnalyzer:
         def options(row: int) -> DecodingOptions:
             return self._decoder_options(task="translate", language=languages[row], target_language=targets[row])
 
-        found = self._decode_grouped(batch, rows, options)
+        found = self.decoder.decode_rows(batch.enc, batch.enc_lens, rows, options)
         out: list[dict[str, Any] | None] = [None] * len(targets)
         for row, result in found.items():
             out[row] = {
@@ -317,8 +303,8 @@ class ModelAnalyzer:
         if batch.slu is None:
             languages = self._prompt_languages(batch)
             rows = list(range(batch.enc.size(0)))
-            found = self._decode_grouped(
-                batch, rows, lambda r: self._decoder_options(task="slu", language=languages[r])
+            found = self.decoder.decode_rows(
+                batch.enc, batch.enc_lens, rows, lambda r: self._decoder_options(task="slu", language=languages[r])
             )
             batch.slu = [found[r] for r in rows]
         return batch.slu
