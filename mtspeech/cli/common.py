@@ -23,7 +23,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            console.print(f"[bold red]error:[/] {err}", highlight=False)
+            console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)  # paths stay whole
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
