@@ -10,7 +10,7 @@ puts its gradient-reversal layer there.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,24 @@ class PooledClassifierConfig(TaskConfig):
     hidden_dim: int = Field(256, ge=0, description="hidden layer of the classifier MLP; 0 = linear classifier")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    pool_norm: Literal["batch", "none"] = Field(
+        "batch", description="normalise the pooled vector over the batch (running statistics at inference)"
+    )
+
+
+class PooledBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over pooled utterance vectors (as ECAPA-TDNN does after its pooling).
+
+    Why: pooled encoder vectors share a large common part and differ little between utterances; standardising
+    each dimension over the batch hands the classifier the differences, and its gradient reaches the encoder
+    without the common "shift every utterance alike" direction that otherwise flattens the encoder early. A
+    training batch with a single labelled row cannot be normalised over the batch: it uses the running
+    statistics (as inference does) and leaves them unchanged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.size(0) < 2:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
 
 
 class PooledClassifierTask(Task):
@@ -52,6 +70,7 @@ class PooledClassifierTask(Task):
         self.head = nn.ModuleDict(
             {
                 "pool": AttentionPooling(d_model, config.pool_hidden),
+                "norm": PooledBatchNorm(d_model) if config.pool_norm == "batch" else nn.Identity(),
                 "classifier": mlp_head(d_model, num_classes, config.hidden_dim, config.dropout),
             }
         )
@@ -85,7 +104,7 @@ class PooledClassifierTask(Task):
         """``(B, T, D)`` -> ``(B, num_classes)`` class logits."""
         valid = padding_mask(enc_lens, enc.size(1))
         pooled = self.head["pool"](self.features(enc), valid)
-        return self.head["classifier"](pooled)
+        return self.head["classifier"](self.head["norm"](pooled))
 
     def loss(self, enc: torch.Tensor, enc_lens: torch.Tensor, batch: Batch) -> TaskLoss:
         labels = self.target(batch)

@@ -103,6 +103,33 @@ def broadcast_module(module: nn.Module, env: DistEnv) -> None:
 
 
 @torch.no_grad()
+def average_buffers(module: nn.Module, env: DistEnv) -> None:
+    """Average BatchNorm running statistics over ranks, so all ranks keep the same
+    model: each rank's BatchNorm saw only its own batches. One all-reduce; no-op in a single process."""
+    if not env.distributed:
+        return
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    buffers = [b for m in norms for b in (m.running_mean, m.running_var) if b is not None and b.is_floating_point()]
+    buffers = [b for b in buffers if not hasattr(b, "full_tensor")]
+    if not buffers:
+        return
+    flat = torch.cat([b.reshape(-1).float() for b in buffers])
+    dist.all_reduce(flat)
+    flat /= env.world_size
+    offset = 0
+    for b in buffers:
+        b.copy_(flat[offset : offset + b.numel()].view_as(b).to(b.dtype))
+        offset += b.numel()
+    # A rank whose batch had a single labelled row skipped the update: agree on the largest count.
+    counts = [m.num_batches_tracked for m in norms if m.num_batches_tracked is not None]
+    if counts:
+        stacked = torch.stack([c.reshape(()) for c in counts])
+        dist.all_reduce(stacked, op=dist.ReduceOp.MAX)
+        for c, value in zip(counts, stacked, strict=True):
+            c.copy_(value)
+
+
+@torch.no_grad()
 def average_gradients(params: Sequence[nn.Parameter], env: DistEnv) -> None:
     """Average ``.grad`` over ranks with one all-reduce of a flat buffer.
 

@@ -30,7 +30,13 @@ import torch
 from mtspeech.errors import UserError
 from mtspeech.train.build import Run, build_run, describe
 from mtspeech.train.config import TrainConfig
-from mtspeech.train.distributed import all_reduce_max, all_reduce_sum, average_gradients, shutdown_distributed
+from mtspeech.train.distributed import (
+    all_reduce_max,
+    all_reduce_sum,
+    average_buffers,
+    average_gradients,
+    shutdown_distributed,
+)
 from mtspeech.train.optim import clip_gradients
 from mtspeech.train.plots import write_plots
 from mtspeech.train.progress import TrainProgressBar
@@ -266,6 +272,7 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
         if fp16:
             run.scaler.update()
+        average_buffers(run.model, run.env)
         self._last_lr = float(run.optimizer.param_groups[0]["lr"])
         for scheduler in run.schedulers:
             scheduler.step()
