@@ -25,7 +25,7 @@ from common import write_results  # noqa: E402
 
 from mtspeech.model.attention import padding_mask  # noqa: E402
 from mtspeech.train.build import build_run  # noqa: E402
-from mtspeech.train.config import validate_train_config  # noqa: E402
+from mtspeech.train.config import TrainConfig  # noqa: E402
 
 VARIANTS = {
     "paper": {"encoder": {"block_norm": True}, "pool_norm": "none"},
@@ -53,7 +53,7 @@ def run_variant(name: str, corpus: str, task: str, steps: int, lr: float) -> dic
         },
     }
     try:
-        run = build_run(validate_train_config(raw), resume=False)
+        run = build_run(TrainConfig.model_validate(raw), resume=False)
         model = run.model
         train = [run.stream.next() for _ in range(40)]
         held_out = [run.stream.next() for _ in range(8)]

@@ -92,7 +92,9 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
         return False
     if best is None:
         return True
-    return value < best if mode == "min" else value > best
+    # A tie goes to the later step: the same score after more training (a metric still at its floor, e.g. CER
+    # 100% early on, would otherwise pin "best" to the first validation).
+    return value <= best if mode == "min" else value >= best
 
 
 def _valid_record(metrics: dict[str, float]) -> dict[str, float]:
