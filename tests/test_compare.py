@@ -181,6 +181,29 @@ def test_compare_existing_runs_writes_table_plots_and_resumes(
     assert summary["pareto"][0]["x"] == "asr/wer" and summary["pareto"][0]["plot"].endswith("lid_accuracy.png")
 
 
+def test_a_run_stopped_by_its_time_budget_is_reused(model_runs: dict[str, Path], tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from mtspeech.evaluate.compare import obtain_model
+    from mtspeech.model.package import save_model
+
+    loaded = load_model(model_runs["asr"] / "model.pt")
+    spec = RunSpec("asr", "single", tmp_path / "asr.yaml")
+    config = SimpleNamespace(output_dir=str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+
+    def export(**metadata: object) -> None:
+        save_model(tmp_path / "run" / "model.pt", loaded.model, loaded.tokenizer, loaded.vocabs, metadata)
+
+    export(trained_steps=7, stopped_by="max_minutes", train_config={"max_steps": 10})
+    assert obtain_model(spec, config, 10) == (tmp_path / "run" / "model.pt", "reused")
+    with pytest.raises(UserError, match="trained for 7 steps, not 12"):
+        obtain_model(spec, config, 12)
+    export(trained_steps=7, stopped_by="max_steps", train_config={"max_steps": 10})
+    with pytest.raises(UserError, match="trained for 7 steps, not 10"):
+        obtain_model(spec, config, 10)
+
+
 def test_compare_user_errors(model_runs: dict[str, Path], tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["compare", "--runs", str(model_runs["multi"]), "-o", str(tmp_path), *FAST])

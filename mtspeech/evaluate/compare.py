@@ -184,8 +184,11 @@ def obtain_model(spec: RunSpec, config: Any, steps: int | None) -> tuple[Path, s
     run_dir = Path(config.output_dir)
     model_path = run_dir / MODEL_FILE
     if model_path.is_file():
-        trained = load_model(model_path).metadata.get("trained_steps")
-        if trained == steps:
+        metadata = load_model(model_path).metadata
+        trained = metadata.get("trained_steps")
+        # A run that its own max_minutes stopped early finished its budget too (a time-budgeted comparison).
+        planned = (metadata.get("train_config") or {}).get("max_steps")
+        if trained == steps or (metadata.get("stopped_by") == "max_minutes" and planned == steps):
             return model_path, "reused"
         raise UserError(
             f"run {spec.name!r} was trained for {trained} steps, not {steps}: choose another --out, or delete "

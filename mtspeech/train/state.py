@@ -155,12 +155,16 @@ def restore(run: Run, path: Path) -> Progress:
 
 
 # --- export ---------------------------------------------------------------------------------------------------
-def export_model(run: Run, progress: Progress, weights: dict[str, torch.Tensor], source: str) -> Path:
-    """Write ``RUN/model.pt`` (config + tokenizer + vocabularies + ``weights``) with training metadata."""
+def export_model(
+    run: Run, progress: Progress, weights: dict[str, torch.Tensor], source: str, stopped_by: str = "max_steps"
+) -> Path:
+    """Write ``RUN/model.pt`` (config + tokenizer + vocabularies + ``weights``) with training metadata;
+    ``stopped_by`` says which budget ended the run (``max_steps`` or ``max_minutes``)."""
     model = MultiTaskModel(run.model.config)
     model.load_state_dict(weights, strict=True)
     metadata = {
         "trained_steps": progress.step,
+        "stopped_by": stopped_by,
         "weights": source,
         "best_metric": run.config.best_metric,
         "best_value": progress.best_value,

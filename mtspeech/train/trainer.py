@@ -209,7 +209,7 @@ class Trainer:
             if stopped_by != "signal":
                 exported = export_weights(run, progress)
                 if exported is not None:
-                    model_path = export_model(run, progress, *exported)
+                    model_path = export_model(run, progress, *exported, stopped_by)
                     if log is not None:
                         event = {
                             "event": "export",
