@@ -13,6 +13,7 @@ from serve_fixtures import (
     voice_like,
 )
 
+from mtspeech.data.features import encoder_frame_times
 from mtspeech.decode.options import VadOptions
 from mtspeech.decode.result import DecodingResult
 from mtspeech.errors import UserError
@@ -71,8 +72,12 @@ def test_classifier_answer_drops_unlabelled_outputs_and_renormalises() -> None:
 def test_vad_answer_gives_segments_in_seconds_clipped_to_the_audio() -> None:
     probs = torch.tensor([0.1] * 10 + [0.9] * 20 + [0.1] * 20 + [0.95] * 10)
     options = VadOptions(pad=0.0, min_silence=0.2, min_speech=0.1)
-    answer = answers.vad_answer(probs, 0.04, duration=2.3, options=options)
+    grid = torch.arange(60) * 0.04 + 0.02  # frame j covers [0.04 j, 0.04 (j + 1))
+    answer = answers.vad_answer(probs, grid, 0.04, duration=2.3, options=options)
     assert answer["segments"] == [{"start": 0.4, "end": 1.2}, {"start": 2.0, "end": 2.3}]
+    # The model's frames: frame j's receptive field is centred 35 ms after 40 j ms (x4 subsampling, 10 ms shift).
+    placed = answers.vad_answer(probs, encoder_frame_times(60, 4, 0.01), 0.04, duration=2.3, options=options)
+    assert placed["segments"] == [{"start": 0.415, "end": 1.215}, {"start": 2.015, "end": 2.3}]
     assert answer["speech_ratio"] == pytest.approx(0.5)
     assert 0.5 < answer["confidence"] <= 1.0
 

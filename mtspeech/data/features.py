@@ -65,6 +65,13 @@ def encoder_frame_centres(num_enc_frames: int, factor: int = 4) -> torch.Tensor:
     return centres
 
 
+def encoder_frame_times(num_enc_frames: int, factor: int, feature_shift: float) -> torch.Tensor:
+    """Centre of each encoder frame's receptive field in seconds; input frame ``k`` (Kaldi framing, no edge
+    snipping) is centred at ``(k + 0.5) * feature_shift``. VAD targets, the VAD answer and its evaluation all
+    place frames with it."""
+    return (encoder_frame_centres(num_enc_frames, factor) + 0.5) * feature_shift
+
+
 def _constants_to_buffers(module: nn.Module) -> None:
     """Lhotse keeps the window, mel matrix and epsilon as frozen ``nn.Parameter``s; re-register them as buffers
     (same state_dict keys) so the front end has no parameters at all and optimisers, parameter counts and EMA

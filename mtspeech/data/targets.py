@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from mtspeech.data.batch import IGNORE
-from mtspeech.data.features import encoder_frame_centres
+from mtspeech.data.features import encoder_frame_times
 from mtspeech.data.labels import LabelVocab, supervision_label
 from mtspeech.data.schema import (
     BIO,
@@ -168,8 +168,8 @@ def decoder_rows(prompt: list[int], answer: list[int], eot_id: int) -> tuple[lis
 
 def vad_row(view: UtteranceView, num_enc_frames: int, subsampling_factor: int, frame_shift: float) -> torch.Tensor:
     """Speech (1) / non-speech (0) per encoder frame: 1 when the frame's receptive-field centre lies in a
-    supervision. Input frame ``k`` (Kaldi, no edge snipping) is centred at ``(k + 0.5) * frame_shift``."""
-    centres = (encoder_frame_centres(num_enc_frames, subsampling_factor) + 0.5) * frame_shift
+    supervision (see :func:`encoder_frame_times`)."""
+    centres = encoder_frame_times(num_enc_frames, subsampling_factor, frame_shift)
     speech = torch.zeros(num_enc_frames, dtype=torch.bool)
     for start, end in view.speech:
         speech |= (centres >= start) & (centres < end)

@@ -16,6 +16,20 @@ import torch
 from mtspeech.decode.options import VadOptions
 
 
+def segment_times(
+    frames: list[tuple[int, int]], centres: torch.Tensor, frame_shift: float, duration: float
+) -> list[tuple[float, float]]:
+    """Encoder-frame ranges ``[start, end)`` -> ``(start, end)`` in seconds: a frame covers its receptive-field
+    centre (``centres``, seconds) +- half an encoder frame shift; times are clipped to ``[0, duration]``."""
+    times = []
+    for start, end in frames:
+        begin = max(0.0, float(centres[start]) - frame_shift / 2)
+        finish = min(duration, float(centres[end - 1]) + frame_shift / 2)
+        if finish > begin:
+            times.append((begin, finish))
+    return times
+
+
 def _runs(mask: list[bool]) -> list[list[int]]:
     """``[start, end)`` of each run of True."""
     runs, start = [], None

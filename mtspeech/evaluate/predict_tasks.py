@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mtspeech.data.features import encoder_frame_centres
+from mtspeech.data.features import encoder_frame_times
 from mtspeech.data.schema import SlotSpan
 from mtspeech.decode.decoding import ModelDecoder
 from mtspeech.decode.options import CTC_MODES, DecodingOptions, VadOptions
 from mtspeech.decode.result import DecodingResult
-from mtspeech.decode.vad_gating import speech_segments
+from mtspeech.decode.vad_gating import segment_times, speech_segments
 from mtspeech.evaluate.records import Prediction, Reference
-from mtspeech.serve.answers import slots_from_piece_tags
+from mtspeech.serve.answers import slots_from_head
 
 if TYPE_CHECKING:
     from mtspeech.data.tokenizer import Tokenizer
@@ -98,20 +98,14 @@ class TaskReader:
         """Speech segments: threshold and min-speech/min-silence smoothing, no padding (padding is for decoding,
         it would count as false alarms here). Frame ``j`` spans its receptive-field centre +- half a frame."""
         probs = self.model.tasks["vad"].frame_logits(batch.enc).float().sigmoid().cpu()
-        factor = self.model.encoder.subsampling_factor
+        factor, feature_shift = self.model.encoder.subsampling_factor, float(self.model.frontend.frame_shift)
         shift = self.decoder.frame_shift
         options = VadOptions(pad=0.0, frame_shift=shift)
-        feature_shift = float(self.model.frontend.frame_shift)
         for row, (prediction, duration) in enumerate(zip(batch.predictions, batch.durations, strict=True)):
             n = int(batch.enc_lens[row])
-            centres = (encoder_frame_centres(n, factor) + 0.5) * feature_shift
-            segments = []
-            for start, end in speech_segments(probs[row, :n], options):
-                begin = max(0.0, float(centres[start]) - shift / 2)
-                finish = min(duration, float(centres[end - 1]) + shift / 2)
-                if finish > begin:
-                    segments.append((round(begin, 4), round(finish, 4)))
-            prediction.speech_segments = segments
+            frames = speech_segments(probs[row, :n], options)
+            times = segment_times(frames, encoder_frame_times(n, factor, feature_shift), shift, duration)
+            prediction.speech_segments = [(round(begin, 4), round(end, 4)) for begin, end in times]
 
     # --- decoder ----------------------------------------------------------------------------------------
     def _prompt_languages(self, batch: EncodedBatch) -> list[str]:
@@ -203,23 +197,9 @@ class TaskReader:
         if any(p.text is None for p in batch.predictions):
             self._asr(batch)  # the head tags the transcript's pieces
         texts = [p.text or "" for p in batch.predictions]
-        pieces = [self.tokenizer.encode(text) if text else [] for text in texts]
-        lens = torch.tensor([len(p) for p in pieces], dtype=torch.long, device=batch.enc.device)
-        padded = torch.zeros(len(pieces), max(1, int(lens.max())), dtype=torch.long, device=batch.enc.device)
-        for row, ids in enumerate(pieces):
-            padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        logits = self.model.tasks["slots"].tag_logits(padded, lens, batch.enc, batch.enc_lens)
-        best_probs, best_ids = logits.float().softmax(dim=-1).max(dim=-1)
-        tags = self.vocabs["slot"].labels
-        for row, (prediction, ids) in enumerate(zip(batch.predictions, pieces, strict=True)):
-            n = len(ids)
-            answer = slots_from_piece_tags(
-                texts[row].split(),
-                self.tokenizer.word_starts(ids) if n else [],
-                best_ids[row, :n].tolist(),
-                best_probs[row, :n].tolist(),
-                tags,
-            )
+        head, tags = self.model.tasks["slots"], self.vocabs["slot"].labels
+        found = slots_from_head(head, self.tokenizer, tags, texts, batch.enc, batch.enc_lens)
+        for prediction, answer in zip(batch.predictions, found, strict=True):
             prediction.slots = [
                 SlotSpan(s["type"], int(s["start_word"]), int(s["end_word"]), s["value"]) for s in answer["spans"]
             ]

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mtspeech.decode.options import VadOptions
 from mtspeech.decode.result import DecodingResult
-from mtspeech.decode.vad_gating import speech_segments
+from mtspeech.decode.vad_gating import segment_times, speech_segments
+
+if TYPE_CHECKING:
+    from mtspeech.data.tokenizer import Tokenizer
+    from mtspeech.tasks.slots import SlotsTask
 
 PROBABILITY_DIGITS = 4
 MAX_LISTED_LABELS = 32  # label sets up to this size get every label's probability; larger ones only the top
@@ -42,14 +46,16 @@ def classifier_answer(probs: torch.Tensor, labels: Sequence[str], top: int = MAX
     return {"label": labels[best], "confidence": rounded(usable[best]), "probabilities": listed}
 
 
-def vad_answer(probs: torch.Tensor, frame_shift: float, duration: float, options: VadOptions) -> dict[str, Any]:
-    """Speech probabilities of one row's encoder frames ``(T,)`` -> segments in seconds (clipped to the audio)."""
+def vad_answer(
+    probs: torch.Tensor, centres: torch.Tensor, frame_shift: float, duration: float, options: VadOptions
+) -> dict[str, Any]:
+    """Speech probabilities of one row's encoder frames ``(T,)`` centred at ``centres`` (seconds) -> segments in
+    seconds, placed as :func:`segment_times` places them (clipped to the audio)."""
     frames = speech_segments(probs, dataclasses.replace(options, frame_shift=frame_shift))
-    segments = []
-    for start, end in frames:
-        begin, finish = min(start * frame_shift, duration), min(end * frame_shift, duration)
-        if finish > begin:
-            segments.append({"start": round(begin, 3), "end": round(finish, 3)})
+    segments = [
+        {"start": round(begin, 3), "end": round(end, 3)}
+        for begin, end in segment_times(frames, centres, frame_shift, duration)
+    ]
     decided = (probs - 0.5).abs().mul(2).mean() if probs.numel() else torch.tensor(1.0)
     speech = float((probs >= options.threshold).float().mean()) if probs.numel() else 0.0
     return {"segments": segments, "speech_ratio": rounded(speech), "confidence": rounded(0.5 + 0.5 * decided)}
@@ -123,6 +129,23 @@ def slots_from_piece_tags(
         chosen.append(float(tag_probs[piece]))
     confidence = sum(chosen) / len(chosen) if chosen else 1.0
     return {"spans": spans_from_word_tags(words, word_tags), "text": " ".join(words), "confidence": rounded(confidence)}
+
+
+def slots_from_head(
+    head: SlotsTask,
+    tokenizer: Tokenizer,
+    tags: Sequence[str],
+    texts: Sequence[str],
+    enc: torch.Tensor,
+    enc_lens: torch.Tensor,
+) -> list[dict[str, Any]]:
+    """The ``slots`` head's answer for each row's transcript (see :func:`slots_from_piece_tags`)."""
+    pieces = [tokenizer.encode(text) if text else [] for text in texts]
+    best = head.best_tags(pieces, enc, enc_lens)
+    return [
+        slots_from_piece_tags(text.split(), tokenizer.word_starts(ids) if ids else [], tag_ids, probs, tags)
+        for text, ids, (tag_ids, probs) in zip(texts, pieces, best, strict=True)
+    ]
 
 
 def slots_from_decoder(result: DecodingResult) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtspeech.data.features import pad_waveforms
+from mtspeech.data.features import encoder_frame_times, pad_waveforms
 from mtspeech.decode.decoding import ModelDecoder
 from mtspeech.decode.options import CTC_MODES, DecodingOptions, VadOptions
 from mtspeech.decode.result import DecodingResult
@@ -322,36 +322,20 @@ class ModelAnalyzer:
         if not self._has_head("slots"):
             return [answers.slots_from_decoder(r) for r in self._slu(batch)]
         texts = [r.text for r in self._transcripts(batch)]
-        pieces = [self.tokenizer.encode(text) for text in texts]
-        lens = torch.tensor([len(p) for p in pieces], dtype=torch.long, device=self.device)
-        padded = torch.zeros(len(pieces), max(1, int(lens.max())), dtype=torch.long, device=self.device)
-        for row, ids in enumerate(pieces):
-            padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        probs = self.model.tasks["slots"].tag_logits(padded, lens, batch.enc, batch.enc_lens).float().softmax(-1)
-        best_probs, best_ids = probs.max(dim=-1)
-        tags = self.vocabs["slot"].labels
-        out: list[dict[str, Any] | None] = []
-        for row, (text, ids) in enumerate(zip(texts, pieces, strict=True)):
-            n = len(ids)
-            out.append(
-                answers.slots_from_piece_tags(
-                    text.split(),
-                    self.tokenizer.word_starts(ids),
-                    best_ids[row, :n].tolist(),
-                    best_probs[row, :n].tolist(),
-                    tags,
-                )
-            )
-        return out
+        head = self.model.tasks["slots"]
+        return list(
+            answers.slots_from_head(head, self.tokenizer, self.vocabs["slot"].labels, texts, batch.enc, batch.enc_lens)
+        )
 
     def _vad(self, batch: _Batch) -> list[dict[str, Any] | None]:
         probs = self.model.tasks["vad"].frame_logits(batch.enc).float().sigmoid().cpu()
-        lengths = batch.enc_lens.tolist()
-        shift = self.decoder.frame_shift
-        return [
-            answers.vad_answer(probs[row, : lengths[row]], shift, batch.durations[row], self.vad_options)
-            for row in range(len(lengths))
-        ]
+        factor, feature_shift = self.model.encoder.subsampling_factor, float(self.model.frontend.frame_shift)
+        answers_: list[dict[str, Any] | None] = []
+        for row, n in enumerate(batch.enc_lens.tolist()):
+            centres = encoder_frame_times(n, factor, feature_shift)
+            shift = self.decoder.frame_shift
+            answers_.append(answers.vad_answer(probs[row, :n], centres, shift, batch.durations[row], self.vad_options))
+        return answers_
 
 
 def load_analyzer(

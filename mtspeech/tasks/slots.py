@@ -149,15 +149,23 @@ class SlotsTask(Task):
             tokens = self._peers["asr_ctc"].predict(enc, enc_lens)
         if len(tokens) != enc.size(0):
             raise UserError(f"slots.predict: {len(tokens)} token rows for a batch of {enc.size(0)}")
+        best = self.best_tags(tokens, enc, enc_lens)
+        return [SlotTags(list(map(int, row)), tags) for row, (tags, _) in zip(tokens, best, strict=True)]
+
+    @torch.no_grad()
+    def best_tags(
+        self, tokens: Sequence[Sequence[int]], enc: torch.Tensor, enc_lens: torch.Tensor
+    ) -> list[tuple[list[int], list[float]]]:
+        """The most likely tag id of every token of every row, and its probability (rows may be empty)."""
         vocab_size = self.require("vocab_size")
         if any(not 0 <= int(t) < vocab_size for row in tokens for t in row):
-            raise UserError(f"slots.predict: token ids must be text pieces in [0, {vocab_size})")
+            raise UserError(f"slots: token ids must be text pieces in [0, {vocab_size})")
         lens = torch.tensor([len(t) for t in tokens], dtype=torch.long, device=enc.device)
-        padded = torch.zeros(len(tokens), max(1, int(lens.max())), dtype=torch.long, device=enc.device)
+        padded = torch.zeros(len(tokens), max([1, *map(len, tokens)]), dtype=torch.long, device=enc.device)
         for i, row in enumerate(tokens):
             padded[i, : len(row)] = torch.tensor(list(row), dtype=torch.long)
-        best = self.tag_logits(padded, lens, enc, enc_lens).argmax(dim=-1)
-        return [SlotTags(list(map(int, row)), best[i, : len(row)].tolist()) for i, row in enumerate(tokens)]
+        probs, ids = self.tag_logits(padded, lens, enc, enc_lens).float().softmax(dim=-1).max(dim=-1)
+        return [(ids[i, : len(row)].tolist(), probs[i, : len(row)].tolist()) for i, row in enumerate(tokens)]
 
     def score(self, predictions: Sequence[Any], references: Sequence[Any]) -> dict[str, float]:
         """``tag_error_rate`` (edit distance over tag sequences) and ``f1``: micro F1 of (position, tag) pairs
