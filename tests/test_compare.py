@@ -108,6 +108,8 @@ def test_summary_puts_one_model_against_the_best_single_run_per_task() -> None:
         _result("asr", "single", {"asr": 85.0}, 800_000, 0.4),
         _result("slu", "single", {"intent": 70.0, "asr": 50.0}, 900_000, 0.3),
     ]
+    for result, seconds in zip(results, (600.0, 240.0, 300.0), strict=True):
+        result.train_seconds = seconds
     context = {"steps": 100, "data": "d", "split": "test", "utterances": 10, "latency_utterances": 10}
     summary = summarise(results, {**context, "latency_repeats": 1, "device": "cpu"})
     singles = summary["singles"]
@@ -121,10 +123,21 @@ def test_summary_puts_one_model_against_the_best_single_run_per_task() -> None:
     rows = {row[0].split(" (")[0]: row[1:] for row in summary["table"]["rows"]}
     assert rows["asr: asr/wer"] == ["20.00", "15.00 (asr)"] and rows["lid: lid/accuracy"] == ["90.00", "n/a"]
     assert rows["parameters"] == ["1.00 M", "1.70 M (2 models)"]
+    assert rows["training time, minutes"] == ["10.0", "9.0"]
     assert any(label.startswith("geometric mean, shared tasks: asr, intent") for label in rows)
     assert "0.59x the parameters" in summary["findings"][0] and "worse on asr, intent" in summary["findings"][0]
     assert summary["pareto"] == [{"x": "asr/wer", "y": "intent/accuracy"}]
     json.dumps(summary, allow_nan=False)
+
+
+def test_training_seconds_from_the_model_else_from_the_run_log(tmp_path: Path) -> None:
+    from mtspeech.evaluate.compare import training_seconds
+
+    model = tmp_path / "model.pt"
+    assert training_seconds({"train_seconds": 61.5}, model) == 61.5
+    assert training_seconds({}, model) is None
+    (tmp_path / "train.jsonl").write_text('{"time": 100.0}\n{"time": 160.5, "step": 3}\n\n')
+    assert training_seconds({}, model) == 60.5
 
 
 def test_default_pareto_pairs() -> None:

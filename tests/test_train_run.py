@@ -68,7 +68,7 @@ def test_run_writes_logs_plots_checkpoints_and_model(straight_run: Path) -> None
     assert set(loaded.model.tasks) == {"asr_ctc", "decoder", "intent", "lid", "vad"}
     assert loaded.tokenizer.vocab_size == loaded.model.config.tasks["decoder"].vocab_size
     assert loaded.vocabs["intent"].labels and loaded.metadata["trained_steps"] == 6
-    assert loaded.metadata["stopped_by"] == "max_steps"
+    assert loaded.metadata["stopped_by"] == "max_steps" and loaded.metadata["train_seconds"] > 0
     features = torch.randn(2, 120, 80)
     out = loaded.model.predict(features, torch.tensor([120, 90]), tasks=["intent", "lid", "vad"])
     assert len(out["intent"]) == 2 and len(out["vad"][1]) < len(out["vad"][0])

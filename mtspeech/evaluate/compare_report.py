@@ -46,6 +46,7 @@ def _run_entry(result: RunResult, out_name: str) -> dict[str, Any]:
         "status": result.status,
         "steps": result.steps,
         "parameters": result.parameters,
+        "train_seconds": result.train_seconds,
         "latency": dict(result.latency),
         "tasks": dict(result.sources),
         "metrics": {HEADLINE[t]: float(report.metrics[HEADLINE[t]]) for t in report.headline},
@@ -67,9 +68,11 @@ def _combine_singles(singles: dict[str, dict[str, Any]], epsilon: float) -> dict
     latency = {}
     if latencies and all(latencies):
         latency = {key: sum(lat[key] for lat in latencies) for key in latencies[0]}
+    seconds = [run.get("train_seconds") for run in singles.values()]
     return {
         "runs": list(singles),
         "parameters": sum(run["parameters"] for run in singles.values()),
+        "train_seconds": sum(seconds) if seconds and None not in seconds else None,
         "latency": latency,
         "tasks": tasks,
         "metrics": {entry["metric"]: entry["value"] for entry in tasks.values()},
@@ -155,6 +158,9 @@ def build_table(columns: Sequence[Mapping[str, Any]], shared: Sequence[str]) -> 
         rows.append(["latency, ms per utterance", *(fmt(c["latency"].get("ms_per_utterance")) for c in columns)])
         rows.append(["real-time factor", *(fmt(c["latency"].get("real_time_factor"), 4) for c in columns)])
     rows.append(["training steps", *(_steps_cell(c) for c in columns)])
+    if any(c.get("train_seconds") for c in columns):
+        minutes = [None if c.get("train_seconds") is None else c["train_seconds"] / 60 for c in columns]
+        rows.append(["training time, minutes (N models: their sum)", *(fmt(m, 1) for m in minutes)])
     return {"headers": headers, "rows": rows}
 
 

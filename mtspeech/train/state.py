@@ -165,6 +165,7 @@ def export_model(
     metadata = {
         "trained_steps": progress.step,
         "stopped_by": stopped_by,
+        "train_seconds": round(progress.elapsed_seconds, 1),  # wall time of the loop, validation included
         "weights": source,
         "best_metric": run.config.best_metric,
         "best_value": progress.best_value,
