@@ -199,19 +199,3 @@ def test_joint_training_overfits_eight_utterances():
     assert set(first) == set(last) == set(ALL_TASKS)
     for name in ALL_TASKS:
         assert last[name] < 0.7 * first[name], (name, first[name], last[name])
-
-
-@pytest.mark.parametrize("causal", [False, True])
-def test_inference_depthwise_path_equals_the_convolution(causal: bool) -> None:
-    from mtspeech.model.layers import ConvolutionModule, depthwise_conv
-
-    torch.manual_seed(0)
-    module = ConvolutionModule(16, kernel_size=7, dropout=0.0, causal=causal).eval()
-    x, valid = torch.randn(3, 20, 16), torch.arange(20)[None, :] < torch.tensor([20, 13, 1])[:, None]
-    padded = torch.randn(3, 16, 26)
-    with torch.no_grad():
-        assert torch.allclose(depthwise_conv(module.depthwise, padded), module.depthwise(padded), atol=1e-5)
-        fast = module(x, valid)
-    slow = module(x, valid)  # with autograd: the convolution itself
-    assert slow.requires_grad and torch.allclose(fast, slow, atol=1e-5)
-    assert torch.allclose(fast[1, :13], module(x[1:2, :13], valid[1:2, :13])[0], atol=1e-5)

@@ -18,7 +18,7 @@ from mtspeech.decode.options import VadOptions
 from mtspeech.decode.result import DecodingResult
 from mtspeech.errors import UserError
 from mtspeech.serve import answers
-from mtspeech.serve.quantize import count_quantized_layers, quantize_model
+from mtspeech.serve.quantize import count_quantized_linears, quantize_model
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +142,7 @@ def test_tasks_follow_the_model(tmp_path) -> None:
 
 def test_int8_quantisation_replaces_linears_and_keeps_answers_close(model_file, analyzer) -> None:  # noqa: F811
     quantized = quantize_model(analyzer.model, "int8")
-    assert count_quantized_layers(quantized) > 20 and count_quantized_layers(analyzer.model) == 0
-    subsampling = quantized.encoder.subsampling.conv
-    assert type(subsampling[0]) is torch.nn.Conv2d  # one input channel: stays float
-    assert type(subsampling[2]).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    assert count_quantized_linears(quantized) > 20 and count_quantized_linears(analyzer.model) == 0
     int8 = fast_analyzer(model_file, quantize="int8")
     assert int8.version.endswith("(int8)")
     waves = [voice_like(1.0, 8), voice_like(1.2, 9)]

@@ -27,25 +27,6 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
-def depthwise_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` for a depthwise ``Conv1d`` (stride 1, no padding) on already padded ``x (B, C, T + K - 1)``.
-
-    Without autograd on the CPU it is computed as K shifted multiply-adds, which beat oneDNN's grouped 1-D
-    convolution at Conformer sizes (one product per weight, no im2col); training and other devices use the
-    convolution itself."""
-    if torch.is_grad_enabled() or x.device.type != "cpu":
-        return conv(x)
-    kernel = conv.weight.size(-1)
-    frames = x.size(-1) - kernel + 1
-    weight = conv.weight[:, 0, :].to(x.dtype)
-    out = torch.zeros(x.size(0), x.size(1), frames, dtype=x.dtype, device=x.device)
-    if conv.bias is not None:
-        out += conv.bias.to(x.dtype)[:, None]
-    for k in range(kernel):
-        out.addcmul_(x[:, :, k : k + frames], weight[:, k, None])
-    return out
-
-
 class ConvolutionModule(nn.Module):
     """Conformer convolution module: LayerNorm -> pointwise conv (2x) -> GLU -> depthwise conv -> norm -> swish ->
     pointwise conv -> dropout.
@@ -73,7 +54,7 @@ class ConvolutionModule(nn.Module):
         y = self.pointwise_in(self.pre_norm(x).transpose(1, 2))  # (B, 2D, T)
         y = F.glu(y, dim=1)
         y = y.masked_fill(~valid[:, None, :], 0.0)
-        y = depthwise_conv(self.depthwise, F.pad(y, (self.left_pad, self.right_pad)))
+        y = self.depthwise(F.pad(y, (self.left_pad, self.right_pad)))
         # LayerNorm normalises channels last; BatchNorm1d expects them in dim 1.
         y = self.norm(y.transpose(1, 2)).transpose(1, 2) if isinstance(self.norm, nn.LayerNorm) else self.norm(y)
         y = self.pointwise_out(F.silu(y))

@@ -1,18 +1,14 @@
-"""Dynamic int8 quantisation for CPU serving: int8 weights, activations quantised on the fly per batch
-(``torch.ao.quantization.quantize_dynamic``).
-
-Covered: every ``nn.Linear`` (attention projections, feed-forward layers, every head); the Conformer convolution
-module's pointwise (kernel-1) convolutions, rewritten as the Linear layers they are first; and every ``Conv2d``
-with at least :data:`MIN_CONV_CHANNELS` input channels (the subsampling's second convolution, the costliest
-single layer of a small encoder; the one-channel first convolution has too little work per output to gain).
-What stays in float: the first subsampling convolution, the depthwise convolutions and the attention products.
+"""Dynamic int8 quantisation for CPU serving: every ``nn.Linear`` gets int8 weights, activations are quantised
+on the fly per batch (``torch.ao.quantization.quantize_dynamic``). Attention projections, feed-forward layers
+and every head are Linear layers; the Conformer convolution module's pointwise (kernel-1) convolutions are the
+same product written as a convolution, so they are rewritten as Linear layers first and quantised too. What
+stays in float: the subsampling Conv2d layers, the depthwise convolutions and the attention products.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +16,6 @@ from torch import nn
 from mtspeech.errors import UserError
 
 QUANTIZATION_MODES = ("int8",)
-MIN_CONV_CHANNELS = 8
 
 
 def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cpu") -> nn.Module:
@@ -41,20 +36,7 @@ def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cp
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization.*")
         warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*")
-        from torch.ao.nn.quantized import dynamic as dynamic_modules
-        from torch.ao.quantization import default_dynamic_qconfig
-        from torch.ao.quantization.quantization_mappings import get_default_dynamic_quant_module_mappings
-
-        convs = [
-            name
-            for name, module in model.named_modules()
-            if type(module) is nn.Conv2d and module.in_channels >= MIN_CONV_CHANNELS
-        ]
-        spec: dict[Any, Any] = {nn.Linear: default_dynamic_qconfig} | dict.fromkeys(convs, default_dynamic_qconfig)
-        mapping = get_default_dynamic_quant_module_mappings() | {nn.Conv2d: dynamic_modules.Conv2d}
-        quantized = torch.ao.quantization.quantize_dynamic(
-            model.eval(), spec, dtype=torch.qint8, mapping=mapping, inplace=True
-        )
+        quantized = torch.ao.quantization.quantize_dynamic(model.eval(), {nn.Linear}, dtype=torch.qint8, inplace=True)
     return quantized.eval()
 
 
@@ -94,6 +76,6 @@ def pointwise_convs_as_linear(model: nn.Module) -> nn.Module:
     return model
 
 
-def count_quantized_layers(model: nn.Module) -> int:
-    """How many layers (Linear, Conv2d) run with int8 weights (for tests and the benchmark report)."""
+def count_quantized_linears(model: nn.Module) -> int:
+    """How many Linear layers run with int8 weights (for tests and the benchmark report)."""
     return sum(1 for m in model.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic"))
