@@ -13,7 +13,8 @@ Request audio: the corpus' test split (``mtspeech corpus synth --size tiny`` mak
   same-architecture single-task models, one request each (goal <= 0.35x of their summed latency);
 * ``cascade``: the classic pipeline, ASR model -> text intent classifier -> text sentiment classifier (trained on
   the corpus text), against the multi-task answer of the same three questions; accuracies on the test split;
-* ``int8``: dynamic int8 quantisation vs fp32: speed (goal >= 1.5x) and how much the answers change.
+* ``int8``: dynamic int8 quantisation vs fp32: speed (goal >= 1.5x) and how much the answers change; encoder-only
+  speedups by batch shape (``int8_encoder_by_batch``) and by preset.
 
 In-process figures run torch on ``--threads`` threads (default 1, comparable on a shared machine); the server
 runs with its own default. Writes bench/results/serve.json.
@@ -172,6 +173,27 @@ def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) ->
     return figures
 
 
+def int8_encoder_by_batch(fp32: torch.nn.Module, int8: torch.nn.Module, repeats: int) -> dict[str, Any]:
+    """Encoder-only int8 speedup of the served model for the batch shapes a busy service sees (random
+    features): int8 matrix products gain more the more rows they get."""
+    out = {}
+    for batch, seconds in ((1, 3.0), (4, 4.0), (8, 6.0)):
+        frames = int(seconds * 100)
+        features, lengths = torch.randn(batch, frames, 80), torch.full((batch,), frames)
+        with torch.inference_mode():
+            times = compare_ms(
+                {
+                    "fp32": lambda _, f=features, n=lengths: fp32.encode(f, n),
+                    "int8": lambda _, f=features, n=lengths: int8.encode(f, n),
+                },
+                [np.zeros(1)],
+                repeats,
+            )
+        out[f"{batch}x{seconds:g}s"] = {**times, "speedup": ratio(times["fp32"], times["int8"])}
+        print("int8 batch", batch, seconds, out[f"{batch}x{seconds:g}s"], flush=True)
+    return out
+
+
 def int8_encoder_by_preset(seconds: float, repeats: int) -> dict[str, Any]:
     """Encoder-only int8 speedup per preset (random weights, one ``seconds``-long input): the bigger the
     feed-forward layers, the larger the share of int8 Linear work beside the float subsampling convolutions."""
@@ -320,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     print("cascade", figures["cascade"], flush=True)
     figures["int8"] = int8_vs_fp32(analyzer, int8, cuts, waves, args.repeats)
     print("int8", figures["int8"], flush=True)
+    figures["int8_encoder_by_batch"] = int8_encoder_by_batch(analyzer.model, int8.model, 3 * args.repeats)
     figures["int8_encoder_by_preset"] = int8_encoder_by_preset(5.0, 3 * args.repeats)
     if not args.skip_http:
         import soundfile as sf
