@@ -330,12 +330,12 @@ class ModelAnalyzer:
     def _vad(self, batch: _Batch) -> list[dict[str, Any] | None]:
         probs = self.model.tasks["vad"].frame_logits(batch.enc).float().sigmoid().cpu()
         factor, feature_shift = self.model.encoder.subsampling_factor, float(self.model.frontend.frame_shift)
-        answers_: list[dict[str, Any] | None] = []
-        for row, n in enumerate(batch.enc_lens.tolist()):
-            centres = encoder_frame_times(n, factor, feature_shift)
-            shift = self.decoder.frame_shift
-            answers_.append(answers.vad_answer(probs[row, :n], centres, shift, batch.durations[row], self.vad_options))
-        return answers_
+        centres = encoder_frame_times(probs.size(1), factor, feature_shift)  # frame j's time does not depend on T
+        shift = self.decoder.frame_shift
+        return [
+            answers.vad_answer(probs[row, :n], centres[:n], shift, batch.durations[row], self.vad_options)
+            for row, n in enumerate(batch.enc_lens.tolist())
+        ]
 
 
 def load_analyzer(
