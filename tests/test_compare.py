@@ -130,16 +130,6 @@ def test_summary_puts_one_model_against_the_best_single_run_per_task() -> None:
     json.dumps(summary, allow_nan=False)
 
 
-def test_training_seconds_from_the_model_else_from_the_run_log(tmp_path: Path) -> None:
-    from mtspeech.evaluate.compare import training_seconds
-
-    model = tmp_path / "model.pt"
-    assert training_seconds({"train_seconds": 61.5}, model) == 61.5
-    assert training_seconds({}, model) is None
-    (tmp_path / "train.jsonl").write_text('{"time": 100.0}\n{"time": 160.5, "step": 3}\n\n')
-    assert training_seconds({}, model) == 60.5
-
-
 def test_default_pareto_pairs() -> None:
     both = [{"scores": {"asr": 1, "lid": 1, "vad": 1}}, {"scores": {"lid": 1, "vad": 1, "asr": 1}}]
     assert default_pareto_pairs(both) == [("asr/wer", "lid/accuracy"), ("asr/wer", "vad/frame_f1")]

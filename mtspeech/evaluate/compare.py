@@ -77,7 +77,7 @@ class RunResult:
     steps: int | None
     status: str  # how the model was obtained: trained | resumed | reused | existing
     latency: dict[str, float] = field(default_factory=dict)
-    train_seconds: float | None = None  # wall time of its training loop, when known
+    train_seconds: float | None = None  # wall time of its training loop (model metadata), when recorded
 
 
 # --- planning ---------------------------------------------------------------------------------------------
@@ -316,9 +316,18 @@ def run_compare(
         what = "reused the evaluation" if reused else "evaluated"
         say(f"[{spec.name}] {status} model, {what} on {len(cuts)} utterances of {data.name}/{options.split}")
         parameters = count_parameters(loaded.model)["total"]
-        result = RunResult(spec, model_path, report, dict(predictor.sources), parameters, trained_steps, status)
-        result.train_seconds = training_seconds(loaded.metadata, model_path)
-        results.append(result)
+        results.append(
+            RunResult(
+                spec,
+                model_path,
+                report,
+                dict(predictor.sources),
+                parameters,
+                trained_steps,
+                status,
+                train_seconds=loaded.metadata.get("train_seconds"),
+            )
+        )
     if options.latency_utterances > 0:
         say(f"measuring latency on {min(len(cuts), options.latency_utterances)} utterances")
         latency = measure_latency(predictors, cuts[: options.latency_utterances], options.latency_repeats)
@@ -335,19 +344,6 @@ def run_compare(
     }
     summary = summarise(results, context, options.pareto)
     return summary, write_compare(summary, options.out)
-
-
-def training_seconds(metadata: dict[str, Any], model_path: Path) -> float | None:
-    """Wall time of the run's training loop: the model's ``train_seconds``, else (models exported before it
-    was recorded) the span of ``train.jsonl`` beside the model; None when neither exists."""
-    if metadata.get("train_seconds") is not None:
-        return float(metadata["train_seconds"])
-    log = model_path.parent / "train.jsonl"
-    if not log.is_file():
-        return None
-    times = [json.loads(line).get("time") for line in log.read_text().splitlines() if line.strip()]
-    times = [t for t in times if isinstance(t, int | float)]
-    return round(max(times) - min(times), 1) if len(times) > 1 else None
 
 
 def _json_round_trip(value: Any) -> Any:

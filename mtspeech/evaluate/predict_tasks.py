@@ -101,10 +101,11 @@ class TaskReader:
         factor, feature_shift = self.model.encoder.subsampling_factor, float(self.model.frontend.frame_shift)
         shift = self.decoder.frame_shift
         options = VadOptions(pad=0.0, frame_shift=shift)
+        centres = encoder_frame_times(probs.size(1), factor, feature_shift)  # frame j's time does not depend on T
         for row, (prediction, duration) in enumerate(zip(batch.predictions, batch.durations, strict=True)):
             n = int(batch.enc_lens[row])
             frames = speech_segments(probs[row, :n], options)
-            times = segment_times(frames, encoder_frame_times(n, factor, feature_shift), shift, duration)
+            times = segment_times(frames, centres[:n], shift, duration)
             prediction.speech_segments = [(round(begin, 4), round(end, 4)) for begin, end in times]
 
     # --- decoder ----------------------------------------------------------------------------------------

@@ -322,10 +322,8 @@ class ModelAnalyzer:
         if not self._has_head("slots"):
             return [answers.slots_from_decoder(r) for r in self._slu(batch)]
         texts = [r.text for r in self._transcripts(batch)]
-        head = self.model.tasks["slots"]
-        return list(
-            answers.slots_from_head(head, self.tokenizer, self.vocabs["slot"].labels, texts, batch.enc, batch.enc_lens)
-        )
+        head, tags = self.model.tasks["slots"], self.vocabs["slot"].labels
+        return list(answers.slots_from_head(head, self.tokenizer, tags, texts, batch.enc, batch.enc_lens))
 
     def _vad(self, batch: _Batch) -> list[dict[str, Any] | None]:
         probs = self.model.tasks["vad"].frame_logits(batch.enc).float().sigmoid().cpu()
