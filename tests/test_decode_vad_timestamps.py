@@ -114,6 +114,20 @@ def test_word_and_segment_times_are_monotonic_and_inside_the_audio() -> None:
     assert segments[0].start == words[0].start and segments[0].end == words[2].end
 
 
+def test_word_times_place_frames_as_vad_does() -> None:
+    """A word aligned to encoder frames [a, b) spans the seconds a VAD segment over the same frames spans."""
+    from mtspeech.data.features import encoder_frame_times
+    from mtspeech.decode.vad_gating import segment_times
+
+    shift = 0.04
+    centres = encoder_frame_times(60, 4, 0.01)
+    lead = float(centres[0]) - shift / 2
+    assert lead == pytest.approx(0.015)
+    words = group_words([TokenSpan(5, 12, 20, 1.0)], [True], lambda ids: "hello", shift, duration=2.4, lead=lead)
+    ((vad_start, vad_end),) = segment_times([(12, 20)], centres, shift, duration=2.4)
+    assert (words[0].start, words[0].end) == (pytest.approx(vad_start), pytest.approx(vad_end))
+
+
 # --- repetition guards ----------------------------------------------------------------------------
 def test_loop_ban_catches_units_of_any_period_up_to_the_limit() -> None:
     assert loop_bans([5, 5, 5], max_repeats=3, max_period=4) == {5}

@@ -36,11 +36,14 @@ class PieceContext:
 
 
 class AnswerBuilder:
-    def __init__(self, tokenizer: Tokenizer, options: DecodingOptions, frame_shift: float) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer, options: DecodingOptions, frame_shift: float, frame_lead: float = 0.0
+    ) -> None:
         self.tokenizer = tokenizer
         self.layout = VocabLayout.from_tokenizer(tokenizer)
         self.options = options
         self.frame_shift = frame_shift
+        self.frame_lead = frame_lead  # seconds from a piece's offset to the start of its first frame's span
         self.intent_names = {token: name for name, token in tokenizer.intent_ids.items()}
 
     def build(self, hypothesis: Hypothesis, piece: PieceContext) -> DecodingResult:
@@ -123,6 +126,7 @@ class AnswerBuilder:
             self.frame_shift,
             offset=piece.offset,
             duration=piece.duration,
+            lead=self.frame_lead,
         )
         return group_segments(words, self.options.segment_gap)
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mtspeech.data.features import encoder_frame_times
 from mtspeech.data.tokenizer import Tokenizer
 from mtspeech.decode.answers import AnswerBuilder, PieceContext
 from mtspeech.decode.beam import beam_search
@@ -68,7 +69,11 @@ class ModelDecoder:
         self.tokenizer = tokenizer
         self.vocabs = dict(vocabs or {})
         self.layout = VocabLayout.from_tokenizer(tokenizer)
-        self.frame_shift = float(model.frontend.frame_shift) * model.encoder.subsampling_factor
+        feature_shift = float(model.frontend.frame_shift)
+        self.frame_shift = feature_shift * model.encoder.subsampling_factor
+        # Word times place encoder frames as VAD does: one frame shift around their receptive-field centre.
+        first_centre = float(encoder_frame_times(1, model.encoder.subsampling_factor, feature_shift)[0])
+        self.frame_lead = first_centre - self.frame_shift / 2
 
     @classmethod
     def from_loaded(cls, loaded: Any) -> ModelDecoder:
@@ -275,7 +280,7 @@ class ModelDecoder:
         ctc = self.ctc_log_probs(memory) if needs_ctc else None
         piece_languages = [languages[p.utt] for p in pieces]
         hypotheses = self._search(memory, valid, lens, ctc, piece_languages, options)
-        builder = AnswerBuilder(self.tokenizer, options, self.frame_shift)
+        builder = AnswerBuilder(self.tokenizer, options, self.frame_shift, self.frame_lead)
         results = []
         for i, (piece, hypothesis) in enumerate(zip(pieces, hypotheses, strict=True)):
             context = PieceContext(
@@ -303,14 +308,19 @@ class ModelDecoder:
             return ctc_greedy_search(ctc, lens, blank=blank)
         if mode == "ctc_prefix_beam":
             assert ctc is not None
-            return [n[0] for n in ctc_prefix_beam_search(ctc, lens, options.beam_size, options.ctc_token_topk, blank)]
+            return [
+                n[0]
+                for n in ctc_prefix_beam_search(
+                    ctc, lens, options.beam_size, options.ctc_token_topk, blank, options.ctc_blank_skip
+                )
+            ]
         prompts = [
             self.tokenizer.prompt(options.task, code, options.target_language, options.timestamps) for code in languages
         ]
         if mode == "attention_rescoring":
             assert ctc is not None
             width = max(options.beam_size, options.nbest)
-            found = ctc_prefix_beam_search(ctc, lens, width, options.ctc_token_topk, blank)
+            found = ctc_prefix_beam_search(ctc, lens, width, options.ctc_token_topk, blank, options.ctc_blank_skip)
             nbest = [n[: options.nbest] for n in found]
             rescored = attention_rescoring(
                 self.sequence_log_probs, memory, valid, prompts, nbest, options.ctc_weight, self.layout.eot_id

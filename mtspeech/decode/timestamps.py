@@ -6,8 +6,10 @@ alignments, not the best one. Each token then owns the frames where the best pat
 pieces (a piece starting with SentencePiece's "▁" begins a word), and words separated by a pause of at least
 ``segment_gap`` seconds start a new segment.
 
-Encoder frame ``j`` is taken to cover ``[j, j + 1) * frame_shift`` seconds (40 ms with x4 subsampling), so a
-word's time is exact to one frame; every time is clipped to the audio, and times never go backwards.
+Encoder frame ``j`` covers ``lead + [j, j + 1) * frame_shift`` seconds (40 ms with x4 subsampling): one
+encoder frame shift around the centre of its receptive field, the placement VAD targets, VAD answers and VAD
+scoring use too (``encoder_frame_times``; ``lead`` is 15 ms for x4 subsampling of 10 ms frames). A word's time is
+exact to one frame; every time is clipped to the audio, and times never go backwards.
 """
 
 from __future__ import annotations
@@ -86,9 +88,10 @@ def group_words(
     frame_shift: float,
     offset: float = 0.0,
     duration: float | None = None,
+    lead: float = 0.0,
 ) -> list[Word]:
-    """Words from aligned pieces: times in seconds (shifted by ``offset``, clipped to
-    ``[offset, offset + duration]``), confidence = mean posterior of the word's pieces."""
+    """Words from aligned pieces: times in seconds (frame ``j`` starts at ``offset + lead + j * frame_shift``,
+    clipped to ``[offset, offset + duration]``), confidence = mean posterior of the word's pieces."""
     groups: list[list[TokenSpan]] = []
     for span, starts in zip(spans, word_starts, strict=True):
         if starts or not groups:
@@ -101,8 +104,8 @@ def group_words(
         text = detokenize([p.token for p in pieces]).strip()
         if not text:
             continue
-        start = min(max(offset + pieces[0].start * frame_shift, previous_end), end_limit)
-        end = min(max(offset + pieces[-1].end * frame_shift, start), end_limit)
+        start = min(max(offset + lead + pieces[0].start * frame_shift, previous_end), end_limit)
+        end = min(max(offset + lead + pieces[-1].end * frame_shift, start), end_limit)
         confidence = sum(p.posterior for p in pieces) / len(pieces)
         words.append(Word(word=text, start=round(start, 3), end=round(end, 3), confidence=round(confidence, 4)))
         previous_end = end
