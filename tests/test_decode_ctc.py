@@ -108,3 +108,40 @@ def test_zero_length_input_gives_the_empty_answer() -> None:
     hypotheses = ctc_prefix_beam_search(torch.zeros(1, 3, 4), torch.tensor([0]), beam_size=3)[0]
     assert [h.tokens for h in hypotheses] == [[]]
     assert ctc_greedy_search(torch.zeros(1, 3, 4), torch.tensor([0]))[0].tokens == []
+
+
+def _mostly_blank(frames: int, vocab: int, seed: int) -> torch.Tensor:
+    """A trained model's shape: two thirds of the frames put 0.9995 on blank, the others are random."""
+    log_probs = random_log_probs(frames, vocab, seed)
+    sure = torch.arange(frames) % 3 != 1
+    probs = torch.full((vocab,), 0.0005 / (vocab - 1), dtype=torch.float64)
+    probs[0] = 0.9995
+    log_probs[sure] = probs.log()
+    return log_probs
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_blank_skipping_keeps_the_answers_and_their_scores_within_the_skipped_mass(seed: int) -> None:
+    log_probs = _mostly_blank(frames=15, vocab=4, seed=seed)[None]
+    lengths = torch.tensor([15])
+    exact = ctc_prefix_beam_search(log_probs, lengths, beam_size=8)[0]
+    skipped = ctc_prefix_beam_search(log_probs, lengths, beam_size=8, blank_skip=0.999)[0]
+    assert skipped[0].tokens == exact[0].tokens
+    exact_scores = {tuple(h.tokens): h.score for h in exact}
+    for hypothesis in skipped[:3]:
+        # Skipping drops only alignments that put a label on a skipped frame: < 0.0005 per frame, 10 frames.
+        assert (
+            exact_scores[tuple(hypothesis.tokens)] - 0.006 < hypothesis.score <= exact_scores[tuple(hypothesis.tokens)]
+        )
+
+
+def test_blank_skipping_folds_runs_and_leaves_repeats_after_them_new_labels() -> None:
+    # label 1, then a run of sure blanks, then label 1 again: "1 1" (a repeat separated by blanks).
+    probs = torch.full((6, 3), 0.0001, dtype=torch.float64)
+    probs[[1, 2, 3, 4], 0] = 0.9998
+    probs[[0, 5], 1] = 0.9998
+    log_probs, lengths = probs.log()[None], torch.tensor([6])
+    best = ctc_prefix_beam_search(log_probs, lengths, beam_size=4, blank_skip=0.999)[0][0]
+    assert best.tokens == [1, 1]
+    with pytest.raises(ValueError, match="blank_skip"):
+        ctc_prefix_beam_search(log_probs, lengths, beam_size=4, blank_skip=1.5)

@@ -8,6 +8,11 @@ probability of all alignments ending in blank (``pb``) and in the prefix's last 
 makes it sum over alignments instead of taking the best one. It keeps ``beam_size`` prefixes per frame and, when
 ``token_topk`` is set, extends them only with each frame's ``token_topk`` most likely labels (plus blank).
 
+Blank skipping (``blank_skip``, a probability): a trained CTC model puts nearly all its mass on blank for most
+frames. Such a frame can only move every prefix's mass into its blank-ended part (the labels it could add or
+continue carry less than ``1 - blank_skip`` of it), so a run of them is applied as one multiplication instead
+of a beam step per frame; the ranking of the prefixes does not change across the run.
+
 Greedy equals prefix beam search with beam 1 when every frame's most likely symbol has probability above
 ``1/sqrt(2)`` (about 0.707): then the single surviving prefix always follows the greedy path. Below that they can
 differ: frames ``l``, blank, ``l`` at 0.6 each (the rest on the other symbol) give greedy ``l l`` but beam-1
@@ -55,36 +60,51 @@ def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
     return results
 
 
+# One step of the search: a frame's ``(token, log-prob)`` candidates, or (a float) the summed blank log-prob of
+# a run of skipped blank frames.
+Step = list[tuple[int, float]] | float
+
+
 def _frame_candidates(
-    log_probs: torch.Tensor, lengths: torch.Tensor, token_topk: int | None, blank: int
-) -> list[list[list[tuple[int, float]]]]:
-    """Per utterance and frame, the ``(token, log-prob)`` pairs prefix beam search may extend with (the frame's
-    ``token_topk`` best plus blank). One top-k over the whole batch; the search itself runs on Python floats."""
+    log_probs: torch.Tensor, lengths: torch.Tensor, token_topk: int | None, blank: int, blank_skip: float | None
+) -> list[list[Step]]:
+    """Per utterance, the search steps: each frame's ``token_topk`` best ``(token, log-prob)`` pairs plus blank,
+    with runs of frames whose blank probability is ``>= blank_skip`` folded into one float. One top-k over the
+    whole batch; the search itself runs on Python floats."""
     values = log_probs.detach().double()
     if token_topk is None or token_topk >= values.size(-1):
-        return [[list(enumerate(frame)) for frame in values[row, : int(n)].tolist()] for row, n in enumerate(lengths)]
-    top_logp, top_ids = values.topk(token_topk, dim=-1)
+        top_logp, top_ids = values, torch.arange(values.size(-1)).expand_as(values)
+    else:
+        top_logp, top_ids = values.topk(token_topk, dim=-1)
+    threshold = math.log(blank_skip) if blank_skip is not None else math.inf
     out = []
     for row, n in enumerate(lengths.tolist()):
-        frames = []
+        steps: list[Step] = []
         for ids, logps, blank_value in zip(
             top_ids[row, :n].tolist(), top_logp[row, :n].tolist(), values[row, :n, blank].tolist(), strict=True
         ):
+            if blank_value >= threshold:
+                if steps and isinstance(steps[-1], float):
+                    steps[-1] += blank_value
+                else:
+                    steps.append(blank_value)
+                continue
             pairs = list(zip(ids, logps, strict=True))
             if blank not in ids:
                 pairs.append((blank, blank_value))
-            frames.append(pairs)
-        out.append(frames)
+            steps.append(pairs)
+        out.append(steps)
     return out
 
 
-def _prefix_beam_one(
-    frames: list[list[tuple[int, float]]], beam_size: int, blank: int
-) -> list[tuple[tuple[int, ...], float]]:
-    """Prefix beam search over one utterance's candidate lists; returns ``(prefix, log-prob)`` best first."""
+def _prefix_beam_one(steps: list[Step], beam_size: int, blank: int) -> list[tuple[tuple[int, ...], float]]:
+    """Prefix beam search over one utterance's steps; returns ``(prefix, log-prob)`` best first."""
     # prefix -> [log P(prefix, path ends in blank), log P(prefix, path ends in its last label)]
     beam: dict[tuple[int, ...], list[float]] = {(): [0.0, NEG_INF]}
-    for candidates in frames:
+    for candidates in steps:
+        if isinstance(candidates, float):  # skipped blank frames: all mass moves to the blank-ended part
+            beam = {prefix: [log_add(*probs) + candidates, NEG_INF] for prefix, probs in beam.items()}
+            continue
         grown: dict[tuple[int, ...], list[float]] = {}
         for prefix, (p_blank, p_label) in beam.items():
             total = log_add(p_blank, p_label)
@@ -115,13 +135,17 @@ def ctc_prefix_beam_search(
     beam_size: int,
     token_topk: int | None = None,
     blank: int = 0,
+    blank_skip: float | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``beam_size`` best label sequences per utterance, best first; ``score`` = log of their probability
-    summed over all alignments (exact when the beam is wide enough to keep every prefix)."""
+    summed over all alignments (exact when the beam is wide enough to keep every prefix and ``blank_skip`` is
+    None)."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if blank_skip is not None and not 0.0 < blank_skip <= 1.0:
+        raise ValueError(f"blank_skip must be a probability in (0, 1] or None, got {blank_skip}")
     results = []
-    for frames in _frame_candidates(log_probs, lengths, token_topk, blank):
-        ranked = _prefix_beam_one(frames, beam_size, blank)
+    for steps in _frame_candidates(log_probs, lengths, token_topk, blank, blank_skip):
+        ranked = _prefix_beam_one(steps, beam_size, blank)
         results.append([Hypothesis(tokens=list(p), score=s, ctc_score=s, finish="frames") for p, s in ranked])
     return results

@@ -86,6 +86,7 @@ class DecodingOptions(_FromDict):
     ctc_weight: float = 0.3  # lambda: joint score = lambda * CTC prefix + (1 - lambda) * attention
     pre_beam_size: int | None = None  # joint: candidate tokens scored by CTC per hypothesis (None: 1.5 x beam)
     ctc_token_topk: int | None = 16  # CTC prefix beam: tokens kept per frame (None: all)
+    ctc_blank_skip: float | None = 0.999  # CTC prefix beam: frames this sure of blank are one cheap step (None: off)
     nbest: int = 10  # attention rescoring: CTC hypotheses handed to the decoder
     # --- guards -----------------------------------------------------------------------------------
     max_length_ratio: float = 1.0  # answer tokens per encoder frame (40 ms) at most
@@ -135,6 +136,8 @@ class DecodingOptions(_FromDict):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise _fail("", name, "an integer >= 1 or null", value)
+        if self.ctc_blank_skip is not None and not 0.0 < self.ctc_blank_skip <= 1.0:
+            raise _fail("", "ctc_blank_skip", "a probability in (0, 1] or null", self.ctc_blank_skip)
         if not 0.0 <= self.ctc_weight <= 1.0:
             raise _fail("", "ctc_weight", "in [0, 1]", self.ctc_weight)
         if self.patience < 1.0:
