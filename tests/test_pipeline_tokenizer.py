@@ -220,3 +220,14 @@ def test_cli_reports_a_missing_split_without_a_traceback(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "tok").exists()
+
+
+def test_char_model_has_one_piece_per_character_and_round_trips() -> None:
+    texts = ["wake me up at seven", "réveille-moi à sept heures", "weck mich um sieben [time : sieben]"]
+    tok = train_tokenizer(texts, vocab_size=1000, model_type="char")
+    text = "weck mich à sept"
+    ids = tok.encode(text)
+    assert len(ids) == len(text) + 1  # every character, spaces as "▁", plus the leading "▁"
+    assert tok.decode(ids) == text
+    assert tok.word_starts(ids).count(True) == len(text.split())
+    assert tok.sp_size < 1000  # the soft limit only bounds it: 256 byte pieces + the characters seen + specials

@@ -14,7 +14,7 @@ def train_tokenizer_cmd(
     corpus: Path = typer.Argument(..., help="Corpus directory (with manifests/cuts_{split}.jsonl.gz)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for tokenizer.model + tokenizer.json."),
     vocab_size: int = typer.Option(1000, "--vocab-size", help="Text pieces incl. 256 byte pieces (soft limit)."),
-    model_type: str = typer.Option("unigram", "--model-type", help="SentencePiece model: unigram or bpe."),
+    model_type: str = typer.Option("unigram", "--model-type", help="SentencePiece model: unigram, bpe or char."),
     split: str = typer.Option("train", "--split", help="Which split's cuts to read."),
     seed: int = typer.Option(0, "--seed", help="SentencePiece random seed (training is single-threaded)."),
     timestamp_resolution: float = typer.Option(0.04, "--timestamp-resolution", help="Seconds per timestamp step."),

@@ -35,6 +35,9 @@ from mtspeech.errors import UserError
 
 BLANK_PIECE = "<blank>"
 SLU_SYMBOLS = ("[", "]", ":")
+# SentencePiece model types; "char" (one piece per character) gives CTC many more examples of each unit, which
+# lets a small model trained for minutes leave the blank plateau (see docs/training.md).
+MODEL_TYPES = ("unigram", "bpe", "char")
 TASKS = ("transcribe", "translate", "slu")
 CONTROL_TOKENS = (
     "<|sot|>",
@@ -299,8 +302,8 @@ def train_tokenizer(
     ``vocab_size`` counts text pieces only (including <blank>, <unk>, the SLU symbols and 256 byte pieces); it is
     a soft limit, so a small corpus yields fewer pieces instead of failing. Languages are added to the
     :data:`DEFAULT_LANGUAGES` reserve."""
-    if model_type not in ("unigram", "bpe"):
-        raise UserError(f"model_type must be 'unigram' or 'bpe', got {model_type!r}")
+    if model_type not in MODEL_TYPES:
+        raise UserError(f"model_type must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}")
     minimum = 2 + len(SLU_SYMBOLS) + 256 + 1
     if vocab_size <= minimum:
         raise UserError(f"vocab_size must be > {minimum} (blank, unk, SLU symbols, 256 byte pieces); got {vocab_size}")

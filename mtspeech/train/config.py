@@ -89,7 +89,7 @@ class TokenizerConfig(StrictConfig):
 
     path: Path | None = Field(None, description="directory with tokenizer.model + tokenizer.json")
     vocab_size: int = Field(1000, gt=0, description="text pieces when training (soft limit)")
-    model_type: Literal["unigram", "bpe"] = "unigram"
+    model_type: Literal["unigram", "bpe", "char"] = "unigram"
 
 
 class EmaConfig(StrictConfig):
