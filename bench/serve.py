@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the in-process figures")
     parser.add_argument("--decode-mode", help="ASR decoding mode (default: the service's default)")
     parser.add_argument("--skip-http", action="store_true", help="only the in-process figures")
+    parser.add_argument(
+        "--results-name", default="serve", help="writes bench/results/NAME.json (e.g. serve-trained for --model)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from lhotse import CutSet
@@ -355,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         extra = ["--decode-mode", decoding.mode] if args.decode_mode else []
         figures["http"] = http_figures(model_path, bodies, args.per_client, extra)
     command = "python bench/serve.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(f"wrote {write_results('serve', figures, command.strip())}")
+    print(f"wrote {write_results(args.results_name, figures, command.strip())}")
 
 
 if __name__ == "__main__":
