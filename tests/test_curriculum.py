@@ -68,3 +68,15 @@ def test_config_errors_name_the_problem():
         CurriculumConfig.model_validate({"tasks": {"intent": {"start_step": -1}}})
     with pytest.raises(UserError, match="'emotion'.*tasks: asr_ctc, intent"):
         Curriculum(CurriculumConfig.model_validate({"tasks": {"emotion": {}}}), ["asr_ctc", "intent"])
+
+
+def test_a_task_that_would_start_after_the_last_step_is_a_config_error(tmp_path) -> None:
+    from train_fixtures import tiny_train_config
+
+    from mtspeech.train.config import TrainConfig
+
+    raw = tiny_train_config(tmp_path, tmp_path / "run", curriculum={"tasks": {"lid": {"start_step": 6}}})
+    with pytest.raises(ValidationError, match=r"curriculum\.tasks\.lid\.start_step \(6\) is not before max_steps"):
+        TrainConfig.model_validate(raw)
+    raw["curriculum"]["tasks"]["lid"]["start_step"] = 5
+    assert TrainConfig.model_validate(raw).curriculum.tasks["lid"].start_step == 5

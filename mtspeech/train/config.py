@@ -157,6 +157,19 @@ class TrainConfig(StrictConfig):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _curriculum_starts_in_time(self) -> TrainConfig:
+        # A task switched on at or after the last step never trains: most likely a shortened run (--set max_steps,
+        # compare --steps) that kept a recipe's curriculum, so say which key to change instead of training silently.
+        late = {name: s.start_step for name, s in self.curriculum.tasks.items() if s.start_step >= self.max_steps}
+        if late:
+            name, start = next(iter(late.items()))
+            raise ValueError(
+                f"curriculum.tasks.{name}.start_step ({start}) is not before max_steps ({self.max_steps}), so "
+                f"{', '.join(late)} would never train; lower the start_step or raise max_steps"
+            )
+        return self
+
     def resolved_best_mode(self) -> Literal["min", "max"]:
         if self.best_mode != "auto":
             return self.best_mode
