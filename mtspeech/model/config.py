@@ -68,8 +68,8 @@ class ChunkConfig(StrictConfig):
 ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     # < 1M parameters: unit tests and smoke runs.
     "tiny": {"d_model": 64, "num_heads": 2, "ffn_dim": 128, "num_blocks": 2, "conv_kernel": 7},
-    # Conformer-S width, 6 blocks (~5M parameters with a decoder and every head): the CPU demo. On 2 cores, 6 blocks
-    # learn more per minute than 10 (more updates in the budget; bench/results/ctc-probe.json).
+    # Conformer-S width, 6 blocks (~5.9M parameters with a decoder and every head): the CPU demo. Fewer blocks fit
+    # more updates into the 15-minute budget, which CTC needs to leave its blank plateau (bench/results/ctc-probe.json).
     "small": {
         "d_model": 144,
         "num_heads": 4,
