@@ -200,3 +200,29 @@ def test_word_timestamps_follow_the_ctc_spikes(tok: Tokenizer) -> None:
         assert word.confidence > 0.99
     assert result.confidence > 0.99
     assert all(a.end <= b.start for a, b in zip(result.words, result.words[1:], strict=False))
+
+
+def test_decoding_an_eval_model_does_not_walk_its_modules(decoder: ModelDecoder, monkeypatch) -> None:
+    """The service keeps its model in eval mode: switching modes per request walked ~600 modules twice."""
+    features, lens = _features([100])
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "train", lambda self, mode=True: calls.append(mode) or self)
+    decoder.decode(features, lens, _options("ctc_greedy"))
+    assert calls == []
+
+
+def test_word_times_and_confidence_share_one_alignment(tok: Tokenizer, monkeypatch) -> None:
+    import mtspeech.decode.answers as answers_module
+
+    ids = tok.encode("wake me up")
+    log_probs = torch.randn(3 * len(ids) + 2, tok.sp_size).log_softmax(-1)
+    piece = PieceContext(language="en", offset=0.0, duration=log_probs.size(0) * 0.04, ctc_log_probs=log_probs)
+    aligned = []
+    real = answers_module.ctc_forced_align
+    monkeypatch.setattr(answers_module, "ctc_forced_align", lambda *a, **k: aligned.append(a[1]) or real(*a, **k))
+    builder = _builder(tok, mode="ctc_greedy", word_timestamps=True)
+    result = builder.build(Hypothesis(ids, score=-0.1), piece)
+    assert [w.word for w in result.words] == ["wake", "me", "up"] and len(aligned) == 1
+    # another piece (a new tensor) with the same ids is aligned again, not served from the last one
+    builder.build(Hypothesis(ids, score=-0.1), PieceContext("en", 0.0, piece.duration, log_probs.clone()))
+    assert len(aligned) == 2

@@ -13,6 +13,7 @@ Times are seconds on the clock of the input audio: ``offset`` is where the decod
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +23,13 @@ from mtspeech.data.tokenizer import Tokenizer
 from mtspeech.decode.grammar import VocabLayout
 from mtspeech.decode.options import CTC_MODES, DecodingOptions
 from mtspeech.decode.result import DecodingResult, Hypothesis, Segment
-from mtspeech.decode.timestamps import ctc_forced_align, group_segments, group_words, mean_token_posterior
+from mtspeech.decode.timestamps import (
+    TokenSpan,
+    ctc_forced_align,
+    group_segments,
+    group_words,
+    mean_token_posterior,
+)
 
 
 @dataclass
@@ -45,6 +52,8 @@ class AnswerBuilder:
         self.frame_shift = frame_shift
         self.frame_lead = frame_lead  # seconds from a piece's offset to the start of its first frame's span
         self.intent_names = {token: name for name, token in tokenizer.intent_ids.items()}
+        # The last alignment: word times and the CTC confidence usually align the same ids on the same frames.
+        self._last_alignment: tuple[torch.Tensor, tuple[int, ...], list[TokenSpan] | None] | None = None
 
     def build(self, hypothesis: Hypothesis, piece: PieceContext) -> DecodingResult:
         options, tokenizer = self.options, self.tokenizer
@@ -116,7 +125,7 @@ class AnswerBuilder:
     def _aligned_segments(self, text: str, piece: PieceContext) -> list[Segment]:
         assert piece.ctc_log_probs is not None
         ids = self.tokenizer.encode(text)
-        spans = ctc_forced_align(piece.ctc_log_probs, ids, blank=self.layout.blank_id)
+        spans = self._align(piece.ctc_log_probs, ids)
         if not spans:
             return []
         words = group_words(
@@ -130,6 +139,15 @@ class AnswerBuilder:
         )
         return group_segments(words, self.options.segment_gap)
 
+    def _align(self, log_probs: torch.Tensor, ids: Sequence[int]) -> list[TokenSpan] | None:
+        key = tuple(ids)
+        last = self._last_alignment
+        if last is not None and last[0] is log_probs and last[1] == key:
+            return last[2]
+        spans = ctc_forced_align(log_probs, key, blank=self.layout.blank_id)
+        self._last_alignment = (log_probs, key, spans)
+        return spans
+
     def _confidence(self, hypothesis: Hypothesis, piece: PieceContext) -> float:
         """CTC modes: mean posterior of the answer's tokens on their aligned frames (for an empty answer, the
         per-frame geometric mean of its probability). Decoder modes: exp of the decoder's per-token log-prob."""
@@ -137,7 +155,7 @@ class AnswerBuilder:
             if piece.ctc_log_probs is None or not hypothesis.tokens:
                 frames = 0 if piece.ctc_log_probs is None else piece.ctc_log_probs.size(0)
                 return _bounded_exp(hypothesis.score / max(frames, 1))
-            spans = ctc_forced_align(piece.ctc_log_probs, hypothesis.tokens, blank=self.layout.blank_id)
+            spans = self._align(piece.ctc_log_probs, hypothesis.tokens)
             return round(mean_token_posterior(spans), 4) if spans else 0.0
         score = hypothesis.att_score if hypothesis.att_score is not None else hypothesis.score
         return _bounded_exp(score / hypothesis.num_scored)

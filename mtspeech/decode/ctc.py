@@ -69,26 +69,30 @@ def _frame_candidates(
     log_probs: torch.Tensor, lengths: torch.Tensor, token_topk: int | None, blank: int, blank_skip: float | None
 ) -> list[list[Step]]:
     """Per utterance, the search steps: each frame's ``token_topk`` best ``(token, log-prob)`` pairs plus blank,
-    with runs of frames whose blank probability is ``>= blank_skip`` folded into one float. One top-k over the
-    whole batch; the search itself runs on Python floats."""
-    values = log_probs.detach().double()
-    if token_topk is None or token_topk >= values.size(-1):
-        top_logp, top_ids = values, torch.arange(values.size(-1)).expand_as(values)
-    else:
-        top_logp, top_ids = values.topk(token_topk, dim=-1)
+    with runs of frames whose blank probability is ``>= blank_skip`` folded into one float. The top-k runs only
+    over the frames that are searched (most frames of speech are confident blanks); the search itself runs on
+    Python floats."""
+    values = log_probs.detach()
+    blank_logp = values[..., blank].double()
     threshold = math.log(blank_skip) if blank_skip is not None else math.inf
     out = []
     for row, n in enumerate(lengths.tolist()):
+        searched = blank_logp[row, :n] < threshold
+        kept = values[row, :n][searched].double()  # (K, V)
+        if token_topk is None or token_topk >= kept.size(-1):
+            top_logp, top_ids = kept, torch.arange(kept.size(-1)).expand_as(kept)
+        else:
+            top_logp, top_ids = kept.topk(token_topk, dim=-1)
+        candidates = zip(top_ids.tolist(), top_logp.tolist(), strict=True)
         steps: list[Step] = []
-        for ids, logps, blank_value in zip(
-            top_ids[row, :n].tolist(), top_logp[row, :n].tolist(), values[row, :n, blank].tolist(), strict=True
-        ):
-            if blank_value >= threshold:
+        for blank_value, is_searched in zip(blank_logp[row, :n].tolist(), searched.tolist(), strict=True):
+            if not is_searched:
                 if steps and isinstance(steps[-1], float):
                     steps[-1] += blank_value
                 else:
                     steps.append(blank_value)
                 continue
+            ids, logps = next(candidates)
             pairs = list(zip(ids, logps, strict=True))
             if blank not in ids:
                 pairs.append((blank, blank_value))
