@@ -5,6 +5,7 @@ evaluation first with ``--evaluate``. Also records how far training got (steps, 
 floors of the issue, so a reader sees at once which are met.
 
     python bench/synth_small.py [--run work/runs/synth-small] [--corpus work/corpus-small] [--evaluate]
+                                [--results-name synth-small]
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=Path("work/runs/synth-small"))
     parser.add_argument("--corpus", type=Path, default=Path("work/corpus-small"))
     parser.add_argument("--evaluate", action="store_true", help="run mtspeech evaluate first")
+    parser.add_argument(
+        "--results-name", default="synth-small", help="writes bench/results/NAME.json (e.g. synth-small-long)"
+    )
     args = parser.parse_args()
     report_path = args.run / "eval" / "report.json"
     if args.evaluate or not report_path.exists():
@@ -95,8 +99,10 @@ def main() -> None:
     figures["geometric_mean"] = round(float(report["score"]), 2) if report.get("score") is not None else None
     Console().print(table)
     command = f"python bench/synth_small.py --run {args.run} --corpus {args.corpus}"
+    if args.results_name != "synth-small":
+        command += f" --results-name {args.results_name}"
     path = write_results(
-        "synth-small",
+        args.results_name,
         {**figures, "floors": floors, "training": training_summary(args.run), "utterances": report["num_utterances"]},
         command,
     )

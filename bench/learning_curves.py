@@ -1,0 +1,135 @@
+"""Learning curves of the small recipe against the issue's floors, from one or more finished runs.
+
+Reads each run's ``train.jsonl`` (validation every ``valid_every`` steps, 150 valid utterances) and, where
+``mtspeech evaluate`` has written it, the test-split report. Draws one panel per floored metric (CER, LID,
+intent, emotion, VAD F1) over training steps with the floor as a dashed line, and writes the points to
+bench/results/learning-curves.json.
+
+"What would reach the floor" is answered two ways, and kept apart: measured (the longer run's own points) and
+projected (a power law ``error = a * steps^-b`` fitted to the last validation points of the longest run, solved
+for the floor; a projection, printed as such, only where the error is still falling).
+
+    python bench/learning_curves.py --runs work/runs/synth-small work/runs/synth-small-long
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_results  # noqa: E402
+
+# name -> (validation key in train.jsonl, test-report key, floor in %, higher is better)
+METRICS: dict[str, tuple[str, str, float, bool]] = {
+    "cer": ("asr_ctc.cer", "asr/cer", 10.0, False),
+    "lid_acc": ("lid.accuracy", "lid/accuracy", 95.0, True),
+    "intent_acc": ("intent.accuracy", "intent/accuracy", 80.0, True),
+    "emotion_acc": ("emotion.accuracy", "emotion/accuracy", 85.0, True),
+    "vad_f1": ("vad.f1", "vad/frame_f1", 95.0, True),
+}
+
+
+def read_run(run: Path) -> dict[str, Any]:
+    """Validation points ``[step, wall minutes, value %]`` per metric, the test-split values, steps trained."""
+    records = [json.loads(line) for line in (run / "train.jsonl").read_text().splitlines() if line.strip()]
+    if not records:
+        raise SystemExit(f"{run / 'train.jsonl'} is empty: is {run} a finished training run?")
+    start = records[0]["time"]
+    curves: dict[str, list[list[float]]] = {name: [] for name in METRICS}
+    for record in records:
+        if record.get("kind") != "valid":
+            continue
+        for name, (key, _, _, _) in METRICS.items():
+            if isinstance(record.get(key), int | float):
+                minutes = (record["time"] - start) / 60
+                curves[name].append([int(record["step"]), round(minutes, 1), round(100 * record[key], 2)])
+    test: dict[str, float] = {}
+    report = run / "eval" / "report.json"
+    if report.exists():
+        metrics = json.loads(report.read_text())["metrics"]
+        test = {name: round(float(metrics[key]), 2) for name, (_, key, _, _) in METRICS.items() if key in metrics}
+    steps = max(int(r.get("step", 0)) for r in records)
+    minutes = round((records[-1]["time"] - start) / 60, 1)
+    return {"curves": curves, "test": test, "steps": steps, "wall_minutes": minutes}
+
+
+def project_steps(points: list[list[float]], floor: float, higher: bool, last: int = 4) -> dict[str, Any] | None:
+    """A power law ``error = a * steps^-b`` through the last ``last`` validation points, and the steps at which
+    it reaches the floor (None when the floor is already met or the error is not falling there)."""
+    tail = [p for p in points if p[0] > 0][-last:]
+    if len(tail) < 3:
+        return None
+    errors = [(100 - v) if higher else v for _, _, v in tail]
+    target = (100 - floor) if higher else floor
+    if errors[-1] <= target or min(errors) <= 0:
+        return None
+    slope, intercept = np.polyfit(np.log([p[0] for p in tail]), np.log(errors), 1)
+    if slope >= 0:
+        return None
+    steps = math.exp((math.log(target) - intercept) / slope)
+    return {"fitted_on_steps": [int(p[0]) for p in tail], "exponent": round(float(-slope), 3), "steps": f"{steps:.2g}"}
+
+
+def plot(runs: dict[str, dict[str, Any]], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.6))
+    for ax, (name, (_, _, floor, higher)) in zip(axes, METRICS.items(), strict=True):
+        for label, run in runs.items():
+            points = run["curves"][name]
+            if points:
+                line = ax.plot([p[0] for p in points], [p[2] for p in points], marker="o", ms=3, label=label)[0]
+                if name in run["test"]:
+                    ax.scatter([run["steps"]], [run["test"][name]], marker="*", s=90, color=line.get_color())
+        ax.axhline(floor, ls="--", color="grey", lw=1)
+        ax.set_title(f"{name} (floor {'>=' if higher else '<='} {floor:g}%)")
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("% on valid (line) / test (star)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories (train.jsonl inside)")
+    parser.add_argument("--plot", type=Path, default=Path("docs/images/learning-curves.png"))
+    args = parser.parse_args()
+    runs = {}
+    for run in args.runs:
+        if not (run / "train.jsonl").exists():
+            parser.error(f"--runs: {run} has no train.jsonl (expected a directory written by mtspeech train)")
+        runs[run.name] = read_run(run)
+    longest = max(runs.values(), key=lambda r: r["steps"])
+    projections = {
+        name: project_steps(longest["curves"][name], floor, higher) for name, (_, _, floor, higher) in METRICS.items()
+    }
+    plot(runs, args.plot)
+    for label, run in runs.items():
+        last = {name: points[-1][2] for name, points in run["curves"].items() if points}
+        print(f"{label}: {run['steps']} steps, {run['wall_minutes']} min; last valid {last}; test {run['test']}")
+    print("projected steps to each floor (power law through the longest run's last 4 points):", projections)
+    floors = {name: {"floor": floor, "higher_is_better": higher} for name, (_, _, floor, higher) in METRICS.items()}
+    command = "python bench/learning_curves.py --runs " + " ".join(str(r) for r in args.runs)
+    path = write_results(
+        "learning-curves",
+        {"runs": runs, "floors": floors, "projected_steps_to_floor": projections, "plot": str(args.plot)},
+        command,
+    )
+    print(f"wrote {path} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
