@@ -85,7 +85,7 @@ class DecodingOptions(_FromDict):
     length_penalty: float | None = None  # None: score / length; a: score / ((5 + length) / 6) ** a (GNMT)
     ctc_weight: float = 0.3  # lambda: joint score = lambda * CTC prefix + (1 - lambda) * attention
     pre_beam_size: int | None = None  # joint: candidate tokens scored by CTC per hypothesis (None: 1.5 x beam)
-    ctc_token_topk: int | None = 16  # CTC prefix beam: tokens kept per frame (None: all)
+    ctc_token_topk: int | None = 8  # CTC prefix beam: tokens kept per frame (None: all); docs/decoding.md
     ctc_blank_skip: float | None = 0.999  # CTC prefix beam: frames this sure of blank are one cheap step (None: off)
     nbest: int = 10  # attention rescoring: CTC hypotheses handed to the decoder
     # --- guards -----------------------------------------------------------------------------------
