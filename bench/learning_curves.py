@@ -9,7 +9,7 @@ bench/results/learning-curves.json.
 projected (a power law ``error = a * steps^-b`` fitted to the last validation points of the longest run, solved
 for the floor; a projection, printed as such, only where the error is still falling).
 
-    python bench/learning_curves.py --runs work/runs/synth-small work/runs/synth-small-long
+    python bench/learning_curves.py --runs recipe=work/runs/synth-small longer=work/runs/synth-small-long
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def project_steps(points: list[list[float]], floor: float, higher: bool, last: i
 
 
 def plot(runs: dict[str, dict[str, Any]], path: Path) -> None:
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.6))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 4.0))
     for ax, (name, (_, _, floor, higher)) in zip(axes, METRICS.items(), strict=True):
         for label, run in runs.items():
             points = run["curves"][name]
@@ -95,8 +95,9 @@ def plot(runs: dict[str, dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("% on valid (line) / test (star)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -104,14 +105,18 @@ def plot(runs: dict[str, dict[str, Any]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories (train.jsonl inside)")
+    parser.add_argument(
+        "--runs", nargs="+", required=True, help="run directories (train.jsonl inside), each optionally LABEL=DIR"
+    )
     parser.add_argument("--plot", type=Path, default=Path("docs/images/learning-curves.png"))
     args = parser.parse_args()
     runs = {}
-    for run in args.runs:
+    for spec in args.runs:
+        label, _, directory = spec.rpartition("=")
+        run = Path(directory)
         if not (run / "train.jsonl").exists():
             parser.error(f"--runs: {run} has no train.jsonl (expected a directory written by mtspeech train)")
-        runs[run.name] = read_run(run)
+        runs[label or run.name] = read_run(run)
     longest = max(runs.values(), key=lambda r: r["steps"])
     projections = {
         name: project_steps(longest["curves"][name], floor, higher) for name, (_, _, floor, higher) in METRICS.items()
@@ -122,7 +127,7 @@ def main() -> None:
         print(f"{label}: {run['steps']} steps, {run['wall_minutes']} min; last valid {last}; test {run['test']}")
     print("projected steps to each floor (power law through the longest run's last 4 points):", projections)
     floors = {name: {"floor": floor, "higher_is_better": higher} for name, (_, _, floor, higher) in METRICS.items()}
-    command = "python bench/learning_curves.py --runs " + " ".join(str(r) for r in args.runs)
+    command = "python bench/learning_curves.py --runs " + " ".join(args.runs)
     path = write_results(
         "learning-curves",
         {"runs": runs, "floors": floors, "projected_steps_to_floor": projections, "plot": str(args.plot)},
