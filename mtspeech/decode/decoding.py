@@ -45,8 +45,9 @@ NEEDS_DECODER = ("attention_beam", "attention_rescoring", "joint_ctc_attention")
 
 @contextlib.contextmanager
 def eval_mode(module: nn.Module) -> Iterator[None]:
-    """Eval mode (no dropout, configured chunking) for the block; the caller's mode is restored afterwards."""
-    if not module.training:  # the serving case: walking ~600 submodules twice a request cost ~1 ms of CPU each
+    """Eval mode (no dropout, configured chunking) for the block; the caller's mode is restored afterwards. The
+    root module's flag decides: a model in eval mode is used as it is."""
+    if not module.training:  # the serving case: switching ~450 modules' flags twice a request cost ~15 ms
         yield
         return
     was_training = module.training
