@@ -70,8 +70,8 @@ def _frame_candidates(
 ) -> list[list[Step]]:
     """Per utterance, the search steps: each frame's ``token_topk`` best ``(token, log-prob)`` pairs plus blank,
     with runs of frames whose blank probability is ``>= blank_skip`` folded into one float. The top-k runs only
-    over the frames that are searched (most frames of speech are confident blanks); the search itself runs on
-    Python floats."""
+    over the frames that are searched (a confident model's frames are mostly skipped blanks); the search itself
+    runs on Python floats."""
     values = log_probs.detach()
     blank_logp = values[..., blank].double()
     threshold = math.log(blank_skip) if blank_skip is not None else math.inf
