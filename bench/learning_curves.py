@@ -29,15 +29,22 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
+from synth_small import KEYS, training_summary  # noqa: E402
 
-# name -> (validation key in train.jsonl, test-report key, floor in %, higher is better)
-METRICS: dict[str, tuple[str, str, float, bool]] = {
-    "cer": ("asr_ctc.cer", "asr/cer", 10.0, False),
-    "lid_acc": ("lid.accuracy", "lid/accuracy", 95.0, True),
-    "intent_acc": ("intent.accuracy", "intent/accuracy", 80.0, True),
-    "emotion_acc": ("emotion.accuracy", "emotion/accuracy", 85.0, True),
-    "vad_f1": ("vad.f1", "vad/frame_f1", 95.0, True),
+# name -> validation key in train.jsonl; the test-report key, floor and direction come from synth_small.KEYS
+VALID_KEYS = {
+    "cer": "asr_ctc.cer",
+    "lid_acc": "lid.accuracy",
+    "intent_acc": "intent.accuracy",
+    "emotion_acc": "emotion.accuracy",
+    "vad_f1": "vad.f1",
 }
+# name -> (validation key, test-report key, floor in %, higher is better)
+METRICS: dict[str, tuple[str, str, float, bool]] = {}
+for _name, _valid_key in VALID_KEYS.items():
+    _report_key, _floor, _higher = KEYS[_name]
+    assert _floor is not None, f"synth_small.KEYS[{_name!r}] has no floor"
+    METRICS[_name] = (_valid_key, _report_key, _floor, _higher)
 
 
 def read_run(run: Path) -> dict[str, Any]:
@@ -59,9 +66,7 @@ def read_run(run: Path) -> dict[str, Any]:
     if report.exists():
         metrics = json.loads(report.read_text())["metrics"]
         test = {name: round(float(metrics[key]), 2) for name, (_, key, _, _) in METRICS.items() if key in metrics}
-    steps = max(int(r.get("step", 0)) for r in records)
-    minutes = round((records[-1]["time"] - start) / 60, 1)
-    return {"curves": curves, "test": test, "steps": steps, "wall_minutes": minutes}
+    return {"curves": curves, "test": test, **training_summary(run)}
 
 
 def project_steps(points: list[list[float]], floor: float, higher: bool, last: int = 4) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ probability of all alignments ending in blank (``pb``) and in the prefix's last 
 makes it sum over alignments instead of taking the best one. It keeps ``beam_size`` prefixes per frame and, when
 ``token_topk`` is set, extends them only with each frame's ``token_topk`` most likely labels (plus blank).
 
-Blank skipping (``blank_skip``, a probability): a trained CTC model puts nearly all its mass on blank for most
+Blank skipping (``blank_skip``, a probability): a confident CTC model puts nearly all its mass on blank for most
 frames. Such a frame can only move every prefix's mass into its blank-ended part (the labels it could add or
 continue carry less than ``1 - blank_skip`` of it), so a run of them is applied as one multiplication instead
 of a beam step per frame; the ranking of the prefixes does not change across the run.
