@@ -10,6 +10,8 @@ projected (a power law ``error = a * steps^-b`` fitted to the last validation po
 for the floor; a projection, printed as such, only where the error is still falling).
 
     python bench/learning_curves.py --runs recipe=work/runs/synth-small longer=work/runs/synth-small-long
+    python bench/learning_curves.py --runs x4=work/runs/ctc-x4 x2=work/runs/ctc-x2 --metrics cer --x-axis minutes \
+        --results-name ctc-subsampling --plot docs/images/ctc-subsampling.png
 """
 
 from __future__ import annotations
@@ -86,18 +88,23 @@ def project_steps(points: list[list[float]], floor: float, higher: bool, last: i
     return {"fitted_on_steps": [int(p[0]) for p in tail], "exponent": round(float(-slope), 3), "steps": f"{steps:.2g}"}
 
 
-def plot(runs: dict[str, dict[str, Any]], path: Path) -> None:
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 4.0))
-    for ax, (name, (_, _, floor, higher)) in zip(axes, METRICS.items(), strict=True):
+def plot(runs: dict[str, dict[str, Any]], path: Path, metrics: list[str], x_axis: str = "steps") -> None:
+    """One panel per metric; x is the training step or the wall-clock minutes since the run started."""
+    column, end_key = (0, "steps") if x_axis == "steps" else (1, "wall_minutes")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4 * len(metrics), 5), 4.0), squeeze=False)
+    axes = axes[0]
+    for ax, name in zip(axes, metrics, strict=True):
+        _, _, floor, higher = METRICS[name]
         for label, run in runs.items():
             points = run["curves"][name]
             if points:
-                line = ax.plot([p[0] for p in points], [p[2] for p in points], marker="o", ms=3, label=label)[0]
+                xs, ys = [p[column] for p in points], [p[2] for p in points]
+                line = ax.plot(xs, ys, marker="o", ms=3, label=label)[0]
                 if name in run["test"]:
-                    ax.scatter([run["steps"]], [run["test"][name]], marker="*", s=90, color=line.get_color())
+                    ax.scatter([run[end_key]], [run["test"][name]], marker="*", s=90, color=line.get_color())
         ax.axhline(floor, ls="--", color="grey", lw=1)
         ax.set_title(f"{name} (floor {'>=' if higher else '<='} {floor:g}%)")
-        ax.set_xlabel("training step")
+        ax.set_xlabel("training step" if x_axis == "steps" else "wall-clock minutes (validation included)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("% on valid (line) / test (star)")
     handles, labels = axes[0].get_legend_handles_labels()
@@ -114,7 +121,15 @@ def main() -> None:
         "--runs", nargs="+", required=True, help="run directories (train.jsonl inside), each optionally LABEL=DIR"
     )
     parser.add_argument("--plot", type=Path, default=Path("docs/images/learning-curves.png"))
+    parser.add_argument(
+        "--metrics", default=",".join(METRICS), help=f"comma-separated panels, from {', '.join(METRICS)}"
+    )
+    parser.add_argument("--x-axis", choices=["steps", "minutes"], default="steps")
+    parser.add_argument("--results-name", default="learning-curves", help="bench/results/<name>.json")
     args = parser.parse_args()
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if not metrics or any(m not in METRICS for m in metrics):
+        parser.error(f"--metrics: expected names from {', '.join(METRICS)}, got {args.metrics!r}")
     runs = {}
     for spec in args.runs:
         label, _, directory = spec.rpartition("=")
@@ -122,20 +137,35 @@ def main() -> None:
         if not (run / "train.jsonl").exists():
             parser.error(f"--runs: {run} has no train.jsonl (expected a directory written by mtspeech train)")
         runs[label or run.name] = read_run(run)
-    longest = max(runs.values(), key=lambda r: r["steps"])
+    longest_label = max(runs, key=lambda label: (runs[label]["steps"], runs[label]["wall_minutes"]))
+    longest = runs[longest_label]
     projections = {
         name: project_steps(longest["curves"][name], floor, higher) for name, (_, _, floor, higher) in METRICS.items()
     }
-    plot(runs, args.plot)
+    plot(runs, args.plot, metrics, args.x_axis)
     for label, run in runs.items():
         last = {name: points[-1][2] for name, points in run["curves"].items() if points}
         print(f"{label}: {run['steps']} steps, {run['wall_minutes']} min; last valid {last}; test {run['test']}")
-    print("projected steps to each floor (power law through the longest run's last 4 points):", projections)
+    print(f"projected steps to each floor (power law through the last 4 points of {longest_label!r}):", projections)
     floors = {name: {"floor": floor, "higher_is_better": higher} for name, (_, _, floor, higher) in METRICS.items()}
-    command = "python bench/learning_curves.py --runs " + " ".join(args.runs)
+    command = "python bench/learning_curves.py --runs " + " ".join(f'"{spec}"' for spec in args.runs)
+    if args.metrics != ",".join(METRICS):
+        command += f" --metrics {args.metrics}"
+    if args.x_axis != "steps":
+        command += f" --x-axis {args.x_axis}"
+    if args.results_name != "learning-curves":
+        command += f" --results-name {args.results_name}"
+    if args.plot != Path("docs/images/learning-curves.png"):
+        command += f" --plot {args.plot}"
     path = write_results(
-        "learning-curves",
-        {"runs": runs, "floors": floors, "projected_steps_to_floor": projections, "plot": str(args.plot)},
+        args.results_name,
+        {
+            "runs": runs,
+            "floors": floors,
+            "projected_steps_to_floor": projections,
+            "projected_from": longest_label,
+            "plot": str(args.plot),
+        },
         command,
     )
     print(f"wrote {path} and {args.plot}")

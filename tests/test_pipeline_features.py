@@ -122,9 +122,9 @@ def test_subsampled_length_matches_real_convolutions(factor: int) -> None:
 
 
 def test_factor_4_matches_the_encoder_subsampling() -> None:
-    from mtspeech.model.encoder import Conv2dSubsampling4
+    from mtspeech.model.encoder import Conv2dSubsampling
 
-    sub = Conv2dSubsampling4(NUM_MEL_BINS, 8, 0.0)
+    sub = Conv2dSubsampling(NUM_MEL_BINS, 8, 0.0)
     for frames in (7, 8, 9, 10, 11, 57, 100, 101):
         out, lens = sub(torch.zeros(1, frames, NUM_MEL_BINS), torch.tensor([frames]))
         assert out.shape[1] == int(lens[0]) == subsampled_length(frames, 4)

@@ -94,6 +94,11 @@ class EncoderConfig(StrictConfig):
     num_blocks: int = Field(10, ge=1)
     conv_kernel: int = Field(15, ge=1, description="depthwise convolution kernel (odd)")
     conv_norm: Literal["layer", "batch"] = "layer"
+    subsampling_factor: Literal[2, 4, 6, 8] = Field(
+        4,
+        description="time reduction of the conv front (x4: 40 ms frames); x2 gives character-level CTC two frames "
+        "per character of fast speech",
+    )
     subsampling_channels: int | None = Field(
         None, ge=1, description="channels of the two subsampling convolutions; default d_model (as WeNet)"
     )

@@ -1,10 +1,11 @@
-"""The shared audio encoder: Conv2d subsampling x4 followed by Conformer blocks (Gulati et al., 2020).
+"""The shared audio encoder: Conv2d subsampling (x4 by default) followed by Conformer blocks (Gulati et al., 2020).
 
-Input: log-mel ``(B, T, n_mels)`` (10 ms frames) and lengths; output: ``(B, T_enc, d_model)`` (40 ms frames) and
-``T_enc = ((T - 1) // 2 - 1) // 2`` per row. Padded frames never influence valid ones (key padding masks in
-attention, zeroed padding before every convolution), so a row's output does not depend on what it is batched
-with. With a chunk size the encoder attends only to its own and earlier chunks (WeNet's U2 dynamic chunk
-training), which with ``causal_conv`` makes each chunk's output independent of later audio: the model can stream.
+Input: log-mel ``(B, T, n_mels)`` (10 ms frames) and lengths; output: ``(B, T_enc, d_model)`` (40 ms frames at x4)
+and ``T_enc = subsampled_length(T, factor)`` per row (x4: ``((T - 1) // 2 - 1) // 2``). Padded frames never
+influence valid ones (key padding masks in attention, zeroed padding before every convolution), so a row's output
+does not depend on what it is batched with. With a chunk size the encoder attends only to its own and earlier
+chunks (WeNet's U2 dynamic chunk training), which with ``causal_conv`` makes each chunk's output independent of
+later audio: the model can stream.
 """
 
 from __future__ import annotations
@@ -12,45 +13,52 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mtspeech.data.features import SUBSAMPLING_LAYOUTS, subsampled_length
 from mtspeech.errors import UserError
 from mtspeech.model.attention import MultiHeadAttention, chunk_mask, ensure_attendable, padding_mask
 from mtspeech.model.config import EncoderConfig
 from mtspeech.model.layers import ConvolutionModule, FeedForward
 
-SUBSAMPLING_FACTOR = 4
-# Encoder frame j is computed from input frames 4j .. 4j + 6: the minimum input is 7 frames (70 ms).
-RECEPTIVE_FIELD = 7
+__all__ = ["Conv2dSubsampling", "ConformerBlock", "ConformerEncoder", "subsampled_length"]
 
 
-def subsampled_length(num_frames: int | torch.Tensor) -> int | torch.Tensor:
-    """Encoder frames for ``num_frames`` input frames: two unpadded 3x3 stride-2 convolutions (may be <= 0)."""
-    return ((num_frames - 1) // 2 - 1) // 2
+def min_input_frames(factor: int) -> int:
+    """Fewest feature frames that give one encoder frame at ``factor`` (x4: 7 frames, 70 ms)."""
+    frames = 1
+    while subsampled_length(frames, factor) < 1:
+        frames += 1
+    return frames
 
 
-class Conv2dSubsampling4(nn.Module):
-    """WeNet's ``Conv2dSubsampling4``: two 3x3 stride-2 convolutions without padding over (time, mel), ReLU after
-    each, then a linear projection of the flattened (channels x remaining mel bins) to ``d_model``.
+class Conv2dSubsampling(nn.Module):
+    """WeNet-style unpadded Conv2d subsampling over (time, mel): one convolution per step of the factor's layout in
+    :data:`~mtspeech.data.features.SUBSAMPLING_LAYOUTS` (x4: two 3x3 stride-2; x2: one), the same kernel and stride
+    on both axes, ReLU after each, then a linear projection of the flattened (channels x remaining mel bins) to
+    ``d_model``. x4 is WeNet's ``Conv2dSubsampling4`` (the same parameter names, so x4 checkpoints load).
 
     ``channels`` defaults to ``d_model``; fewer channels make the second convolution, the costliest single layer
     of a small encoder on a CPU (and one that dynamic int8 quantisation does not cover), much cheaper."""
 
-    def __init__(self, input_dim: int, d_model: int, dropout: float, channels: int | None = None) -> None:
+    def __init__(
+        self, input_dim: int, d_model: int, dropout: float, channels: int | None = None, factor: int = 4
+    ) -> None:
         super().__init__()
+        if factor not in SUBSAMPLING_LAYOUTS or factor == 1:
+            raise ValueError(f"subsampling factor must be one of {sorted(set(SUBSAMPLING_LAYOUTS) - {1})}")
         channels = channels or d_model
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, channels, kernel_size=3, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel_size=3, stride=2),
-            nn.ReLU(),
-        )
-        freq = subsampled_length(input_dim)
+        self.factor = factor
+        layers: list[nn.Module] = []
+        for i, (kernel, stride) in enumerate(SUBSAMPLING_LAYOUTS[factor]):
+            layers += [nn.Conv2d(1 if i == 0 else channels, channels, kernel_size=kernel, stride=stride), nn.ReLU()]
+        self.conv = nn.Sequential(*layers)
+        freq = int(subsampled_length(input_dim, factor))
         self.project = nn.Linear(channels * freq, d_model)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.conv(features.unsqueeze(1))  # (B, C, T', F')
         x = self.project(x.transpose(1, 2).flatten(2))  # (B, T', C * F') -> (B, T', D)
-        return self.dropout(x), subsampled_length(lengths)
+        return self.dropout(x), subsampled_length(lengths, self.factor)
 
 
 class ConformerBlock(nn.Module):
@@ -84,16 +92,16 @@ class ConformerBlock(nn.Module):
 
 
 class ConformerEncoder(nn.Module):
-    """Conv2d x4 subsampling + ``num_blocks`` Conformer blocks; see the module docstring."""
-
-    subsampling_factor = SUBSAMPLING_FACTOR
+    """Conv2d subsampling + ``num_blocks`` Conformer blocks; see the module docstring."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
         self.output_dim = config.d_model
-        self.subsampling = Conv2dSubsampling4(
-            config.input_dim, config.d_model, config.dropout, config.subsampling_channels
+        self.subsampling_factor = config.subsampling_factor
+        self.min_input_frames = min_input_frames(config.subsampling_factor)
+        self.subsampling = Conv2dSubsampling(
+            config.input_dim, config.d_model, config.dropout, config.subsampling_channels, config.subsampling_factor
         )
         self.blocks = nn.ModuleList(ConformerBlock(config) for _ in range(config.num_blocks))
         # With per-block norms the last block's norm is the output norm already.
@@ -151,9 +159,10 @@ class ConformerEncoder(nn.Module):
                 f"feature_lens {tuple(feature_lens.shape)} (max {int(feature_lens.max())}) do not match features "
                 f"{tuple(features.shape)}"
             )
-        short = (feature_lens < RECEPTIVE_FIELD).nonzero().flatten().tolist()
+        short = (feature_lens < self.min_input_frames).nonzero().flatten().tolist()
         if short:
             raise UserError(
-                f"rows {short} have fewer than {RECEPTIVE_FIELD} feature frames ({RECEPTIVE_FIELD * 10} ms), "
-                "too short for the x4 convolutional subsampling"
+                f"rows {short} have fewer than {self.min_input_frames} feature frames "
+                f"({self.min_input_frames * 10} ms), too short for the x{self.subsampling_factor} convolutional "
+                "subsampling"
             )
