@@ -14,7 +14,8 @@ Request audio: the corpus' test split (``mtspeech corpus synth --size tiny`` mak
 * ``cascade``: the classic pipeline, ASR model -> text intent classifier -> text sentiment classifier (trained on
   the corpus text), against the multi-task answer of the same three questions; accuracies on the test split;
 * ``int8``: dynamic int8 quantisation vs fp32: speed (goal >= 1.5x) and how much the answers change; encoder-only
-  speedups by batch shape (``int8_encoder_by_batch``) and by preset.
+  speedups by batch shape (``int8_encoder_by_batch``) and by preset, and whole requests of a random "base" model
+  (``int8_request_base_preset``, the first 6 files).
 
 In-process figures run torch on ``--threads`` threads (default 1, comparable on a shared machine); the server
 runs with its own default. Writes bench/results/serve.json.
@@ -242,6 +243,33 @@ def int8_encoder_by_preset(seconds: float, repeats: int) -> dict[str, Any]:
     return {"audio_seconds": seconds, **out}
 
 
+def int8_request_base(cuts: Any, waves: list[np.ndarray], work: Path, repeats: int) -> dict[str, Any]:
+    """Whole requests (front end, encoder, every task's answer) of a random "base"-preset model, fp32 vs int8: the
+    size a CPU deployment would serve, where the int8 Linear layers carry most of the request's work."""
+    from mtspeech.serve.inference import ModelAnalyzer, decoding_options
+
+    path = random_model(cuts, work / "base", preset="base")
+    loaded = load(path)
+    decoding = decoding_options(loaded.model).replace(max_length_ratio=0.2)  # random decoder: see main()
+    fp32 = ModelAnalyzer(loaded, decoding, name=path.name)
+    int8 = ModelAnalyzer(load(path), decoding, name=path.name, quantize="int8")
+    tasks = fp32.default_tasks
+    times = compare_ms(
+        {"fp32": lambda w: fp32.analyze([w], tasks), "int8": lambda w: int8.analyze([w], tasks)}, waves, repeats
+    )
+    a = [fp32.analyze([w], tasks)[0] for w in waves]
+    b = [int8.analyze([w], tasks)[0] for w in waves]
+    figures = {
+        "utterances": len(waves),
+        **times,
+        "speedup": ratio(times["fp32"], times["int8"]),
+        "stages_ms_one_run": {"fp32": stage_ms(a), "int8": stage_ms(b)},
+        "goal": ">= 1.5",
+    }
+    print("int8 base request", figures, flush=True)
+    return figures
+
+
 # --- HTTP ----------------------------------------------------------------------------------------------------
 async def _clients(url: str, bodies: list[bytes], clients: int, per_client: int) -> tuple[list[float], float]:
     import httpx
@@ -367,6 +395,8 @@ def main(argv: list[str] | None = None) -> None:
     print("int8", figures["int8"], flush=True)
     figures["int8_encoder_by_batch"] = int8_encoder_by_batch(analyzer.model, int8.model, 3 * args.repeats)
     figures["int8_encoder_by_preset"] = int8_encoder_by_preset(5.0, 3 * args.repeats)
+    train_cuts = CutSet.from_file(manifest_path(corpus, "cuts", "train"))
+    figures["int8_request_base_preset"] = int8_request_base(train_cuts, waves[:6], work, args.repeats)
     if not args.skip_http:
         import soundfile as sf
 

@@ -1,0 +1,153 @@
+"""Training throughput and peak memory: seconds of audio trained per wall-clock second, per encoder size.
+
+Each size trains in its own process (so its peak memory is its own) through the project's real training step
+(``Trainer._train_step``: the recipe's data pipeline, every task at full weight, the balancer, clipping, AdamW),
+``--warmup`` steps untimed, then ``--steps`` timed ones. Audio seconds are the batches' feature frames x 10 ms.
+Peak memory: the training process' maximum resident set (CPU; the feature-extraction worker is a separate
+process and not counted) or ``torch.cuda.max_memory_allocated`` (GPU). Writes bench/results/train.json.
+
+    python bench/train.py [--corpus work/corpus-small] [--sizes tiny,small-x4,small] [--steps 30] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_results  # noqa: E402
+
+RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "synth-small.yaml"
+# size -> recipe overrides; "small" is the CPU demo's encoder as the recipe has it (x2 subsampling)
+SIZES: dict[str, list[str]] = {
+    "tiny": [
+        "model.encoder.preset=tiny",
+        "model.encoder.subsampling_factor=4",
+        "model.encoder.subsampling_channels=null",
+    ],
+    "small-x4": ["model.encoder.subsampling_factor=4"],
+    "small": [],
+    "base": [
+        "model.encoder.preset=base",
+        "model.encoder.subsampling_factor=4",
+        "model.encoder.subsampling_channels=null",
+    ],
+}
+
+
+def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dict[str, Any]:
+    """Train ``warmup + steps`` steps of ``size`` in this process; throughput and peak memory."""
+    import torch
+
+    from mtspeech.train.config import load_train_config
+    from mtspeech.train.state import Progress
+    from mtspeech.train.trainer import LossWindow, Trainer
+
+    out_dir = tempfile.mkdtemp(prefix=f"bench-train-{size}-")
+    overrides = [
+        f"output_dir={out_dir}",
+        f"data.corpora=[{{path: {corpus}}}]",
+        f"device={device}",
+        "curriculum.tasks={}",  # every task from the first step: the steady-state cost
+        "max_steps=100000",
+        "max_minutes=null",
+        "progress_bar=false",
+        "tensorboard=false",
+        *SIZES[size],
+    ]
+    config = load_train_config(RECIPE, overrides)
+    trainer = Trainer(config)
+    from mtspeech.train.build import build_run
+
+    run = build_run(config, resume=False)
+    audio_seconds = [0.0]
+    next_batch = run.stream.next
+
+    def counting_next() -> Any:
+        batch = next_batch()
+        audio_seconds[0] += float(batch.feature_lens.sum()) * 0.01
+        return batch
+
+    run.stream.next = counting_next  # type: ignore[method-assign]
+    progress, window = Progress(), LossWindow(run.tasks)
+    run.model.train()
+    for _ in range(warmup):
+        trainer._train_step(run, progress, window)
+        progress.step += 1
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    audio_seconds[0] = 0.0
+    started = time.perf_counter()
+    for _ in range(steps):
+        trainer._train_step(run, progress, window)
+        progress.step += 1
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - started
+    run.stream.close()
+    parameters = sum(p.numel() for p in run.model.parameters())
+    figures: dict[str, Any] = {
+        "parameters": parameters,
+        "subsampling_factor": run.model.encoder.subsampling_factor,
+        "tasks": len(run.tasks),
+        "steps": steps,
+        "sec_per_step": round(wall / steps, 3),
+        "audio_seconds": round(audio_seconds[0], 1),
+        "audio_seconds_per_second": round(audio_seconds[0] / wall, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if device.startswith("cuda"):
+        figures["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        figures["gpu"] = torch.cuda.get_device_name()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="work/corpus-small", help="a corpus directory (mtspeech corpus synth)")
+    parser.add_argument("--sizes", default="tiny,small-x4,small", help=f"comma-separated, from {', '.join(SIZES)}")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per size")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (allocator, caches)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one size in this process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.corpus, args.steps, args.warmup, args.device)))
+        return
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"--sizes: unknown {unknown}; known: {', '.join(SIZES)}")
+    if not (Path(args.corpus) / "corpus.json").exists():
+        parser.error(f"--corpus: {args.corpus} is not a corpus directory (make one: mtspeech corpus synth --out DIR)")
+    results = {}
+    for size in sizes:
+        command = [sys.executable, __file__, "--one", size, "--corpus", args.corpus, "--steps", str(args.steps)]
+        command += ["--warmup", str(args.warmup), "--device", args.device]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{size}: training failed:\n{done.stderr[-3000:]}")
+        results[size] = json.loads(done.stdout.strip().splitlines()[-1])
+        r = results[size]
+        print(
+            f"{size:>9}: {r['parameters'] / 1e6:.1f}M parameters, x{r['subsampling_factor']}, "
+            f"{r['sec_per_step']} s/step, {r['audio_seconds_per_second']} s of audio per second, "
+            f"peak RSS {r['peak_rss_mb']} MB",
+            flush=True,
+        )
+    command = f"python bench/train.py --corpus {args.corpus} --sizes {','.join(sizes)} --steps {args.steps}"
+    command += f" --warmup {args.warmup} --device {args.device}"
+    path = write_results("train", {"device": args.device, "sizes": results}, command)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
