@@ -100,7 +100,7 @@ class EncoderConfig(StrictConfig):
         "per character of fast speech",
     )
     subsampling_channels: int | None = Field(
-        None, ge=1, description="channels of the two subsampling convolutions; default d_model (as WeNet)"
+        None, ge=1, description="channels of the subsampling convolutions; default d_model (as WeNet)"
     )
     block_norm: bool = Field(
         False,
