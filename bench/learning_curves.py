@@ -68,7 +68,24 @@ def read_run(run: Path) -> dict[str, Any]:
     if report.exists():
         metrics = json.loads(report.read_text())["metrics"]
         test = {name: round(float(metrics[key]), 2) for name, (_, key, _, _) in METRICS.items() if key in metrics}
-    return {"curves": curves, "test": test, **training_summary(run)}
+    return {"curves": curves, "test": test, "grad_norms": grad_norms(run), **training_summary(run)}
+
+
+def grad_norms(run: Path) -> dict[str, Any] | None:
+    """Median of each task's gradient norm at the shared encoder output (the balancer's telemetry.jsonl) over the
+    records where every task trains: how hard each task pushes the encoder once all have joined."""
+    path = run / "telemetry.jsonl"
+    if not path.exists():
+        return None
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not records:
+        return None
+    everyone = max(len(r["grad_norm"]) for r in records)
+    shared = [r for r in records if len(r["grad_norm"]) == everyone]
+    return {
+        "steps": [shared[0]["step"], shared[-1]["step"]],
+        "median": {t: round(float(np.median([r["grad_norm"][t] for r in shared])), 2) for t in shared[0]["grad_norm"]},
+    }
 
 
 def project_steps(points: list[list[float]], floor: float, higher: bool, last: int = 4) -> dict[str, Any] | None:

@@ -129,13 +129,20 @@ def cascade(analyzer: Any, asr_model: Any, classifiers: dict[str, Any], cuts: li
     return figures
 
 
-def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) -> dict[str, Any]:
-    import jiwer
-
+def int8_requests(fp32: Any, int8: Any, waves: list, repeats: int) -> tuple[dict[str, float], list, list]:
+    """Every default task, one request per clip, fp32 against int8: the timings and both analyzers' answers."""
     tasks = fp32.default_tasks
     times = compare_ms(
         {"fp32": lambda w: fp32.analyze([w], tasks), "int8": lambda w: int8.analyze([w], tasks)}, waves, repeats
     )
+    return times, [fp32.analyze([w], tasks)[0] for w in waves], [int8.analyze([w], tasks)[0] for w in waves]
+
+
+def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) -> dict[str, Any]:
+    import jiwer
+
+    tasks = fp32.default_tasks
+    times, a, b = int8_requests(fp32, int8, waves, repeats)
     fp32_ms, int8_ms = times["fp32"], times["int8"]
     batch = [torch.from_numpy(w) for w in waves[:4]]
     padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
@@ -154,8 +161,6 @@ def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) ->
         groups,
         repeats,
     )
-    a = [fp32.analyze([w], tasks)[0] for w in waves]
-    b = [int8.analyze([w], tasks)[0] for w in waves]
     stages = {"fp32": stage_ms(a), "int8": stage_ms(b)}
     labels = [t for t in tasks if isinstance(a[0].get(t), dict) and "label" in a[0][t]]
     agreement = {
@@ -253,12 +258,7 @@ def int8_request_base(cuts: Any, waves: list[np.ndarray], work: Path, repeats: i
     decoding = decoding_options(loaded.model).replace(max_length_ratio=0.2)  # random decoder: see main()
     fp32 = ModelAnalyzer(loaded, decoding, name=path.name)
     int8 = ModelAnalyzer(load(path), decoding, name=path.name, quantize="int8")
-    tasks = fp32.default_tasks
-    times = compare_ms(
-        {"fp32": lambda w: fp32.analyze([w], tasks), "int8": lambda w: int8.analyze([w], tasks)}, waves, repeats
-    )
-    a = [fp32.analyze([w], tasks)[0] for w in waves]
-    b = [int8.analyze([w], tasks)[0] for w in waves]
+    times, a, b = int8_requests(fp32, int8, waves, repeats)
     figures = {
         "utterances": len(waves),
         **times,

@@ -2,9 +2,10 @@
 
 Each size trains in its own process (so its peak memory is its own) through the project's real training step
 (``Trainer._train_step``: the recipe's data pipeline, every task at full weight, the balancer, clipping, AdamW),
-``--warmup`` steps untimed, then ``--steps`` timed ones. Audio seconds are the batches' feature frames x 10 ms.
-Peak memory: the training process' maximum resident set (CPU; the feature-extraction worker is a separate
-process and not counted) or ``torch.cuda.max_memory_allocated`` (GPU). Writes bench/results/train.json.
+``--warmup`` steps untimed, then ``--steps`` timed ones. Audio seconds are the batches' feature frames times the
+front end's frame shift. Peak memory: the training process' maximum resident set (CPU; the feature-extraction
+worker is a separate process and not counted) or ``torch.cuda.max_memory_allocated`` (GPU). Writes
+bench/results/train.json.
 
     python bench/train.py [--corpus work/corpus-small] [--sizes tiny,small-x4,small] [--steps 30] [--device cpu]
 """
@@ -68,11 +69,11 @@ def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dic
 
     run = build_run(config, resume=False)
     audio_seconds = [0.0]
-    next_batch = run.stream.next
+    next_batch, frame_shift = run.stream.next, float(run.model.frontend.frame_shift)
 
     def counting_next() -> Any:
         batch = next_batch()
-        audio_seconds[0] += float(batch.feature_lens.sum()) * 0.01
+        audio_seconds[0] += float(batch.feature_lens.sum()) * frame_shift
         return batch
 
     run.stream.next = counting_next  # type: ignore[method-assign]

@@ -107,10 +107,15 @@ def utterance_view(cut: Any, class_tasks: tuple[str, ...] | list[str] = ()) -> U
     return view
 
 
+def ctc_min_frames(target: list[int]) -> int:
+    """The fewest encoder frames a CTC alignment of ``target`` needs: one per token plus one blank between
+    repeated tokens."""
+    return len(target) + sum(1 for a, b in zip(target, target[1:], strict=False) if a == b)
+
+
 def ctc_feasible(target: list[int], num_enc_frames: int) -> bool:
-    """CTC needs one frame per token plus one blank between repeated tokens."""
-    repeats = sum(1 for a, b in zip(target, target[1:], strict=False) if a == b)
-    return len(target) + repeats <= num_enc_frames
+    """Whether CTC can align ``target`` to ``num_enc_frames`` frames (:func:`ctc_min_frames`)."""
+    return ctc_min_frames(target) <= num_enc_frames
 
 
 def available_tasks(tokenizer: Tokenizer, view: UtteranceView, allowed: tuple[str, ...] | list[str]) -> list[str]:
