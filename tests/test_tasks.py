@@ -194,6 +194,36 @@ def test_decoder_greedy_with_left_padded_prompts_matches_one_row_at_a_time():
     assert all(len(answer) <= 6 and EOT not in answer for answer in together)
 
 
+def _greedy_by_full_passes(task: DecoderTask, enc, enc_lens, prompt: list[int], max_new: int) -> list[int]:
+    """The plain definition: re-run the whole decoder on the growing prefix, take the argmax of the last position."""
+    tokens, answer = list(prompt), []
+    for _ in range(max_new):
+        next_id = int(task.logits(torch.tensor([tokens]), enc, enc_lens)[0, -1].argmax())
+        if next_id == EOT:
+            break
+        answer.append(next_id)
+        tokens.append(next_id)
+    return answer
+
+
+@pytest.mark.parametrize("seed", [0, 1, 6, 7, 8])
+def test_cached_greedy_equals_full_decoder_passes_while_rows_finish_at_different_steps(seed: int) -> None:
+    torch.manual_seed(seed)
+    task = DecoderTask(DecoderConfig(vocab_size=VOCAB, sot_id=SOT, eot_id=EOT, num_layers=2, num_heads=2), D_MODEL)
+    task.eval()
+    with torch.no_grad():  # <|eot|> competitive, so rows stop at different steps
+        task.head.output.weight[EOT] *= 4.0
+    enc, enc_lens = torch.randn(4, 11, D_MODEL), torch.tensor([11, 7, 9, 4])
+    prompts = [[SOT, 37, 38, 39], [SOT, 39], [SOT, 38, 39], [SOT]]
+    together = task.predict(enc, enc_lens, prompts=prompts, max_new_tokens=12)
+    expected = [
+        _greedy_by_full_passes(task, enc[r : r + 1, : int(enc_lens[r])], enc_lens[r : r + 1], prompts[r], 12)
+        for r in range(4)
+    ]
+    assert together == expected
+    assert len({len(answer) for answer in expected}) > 1  # the test covers rows leaving the batch early
+
+
 def test_decoder_predict_stops_at_eot_and_needs_a_prompt():
     task = build("decoder")
     with torch.no_grad():  # make <|eot|> win every step

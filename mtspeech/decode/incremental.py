@@ -10,7 +10,9 @@ O(layers * d_model * U * (d_model + T) + U * d_model * vocab) (bench/decode.py m
 It reuses the decoder's own modules and repeats :meth:`TransformerDecoder.forward` in eval mode (no dropout);
 ``tests/test_decode_beam.py`` checks that both give the same log-probs. The cache is only trusted when the
 tokens it is asked about extend the cached ones (after :meth:`select` picked the surviving beams); anything
-else starts over from the full prefix, so a misuse costs time, never correctness.
+else starts over from the full prefix, so a misuse costs time, never correctness. Left-padded prefixes (prompts
+of different lengths in one batch, as greedy decoding batches them) pass ``token_valid`` on the first call; the
+padded keys stay masked for every later step.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mtspeech.model.attention import MultiHeadAttention, causal_mask
+from mtspeech.model.attention import MultiHeadAttention, causal_mask, ensure_attendable
 from mtspeech.model.decoder import TransformerDecoder
 
 
@@ -28,8 +30,9 @@ def _project(attn: MultiHeadAttention, linear: torch.nn.Linear, x: torch.Tensor)
 
 
 class CachedDecoderStep:
-    """``step(tokens, memory, memory_valid) -> (N, V)`` log-probs of the next token, with a KV cache; call
-    :meth:`select` with the parent row of each surviving hypothesis after every step (beam_search does)."""
+    """``step(tokens, memory, memory_valid[, token_valid]) -> (N, V)`` log-probs of the next token, with a KV
+    cache; call :meth:`select` with the parent row of each surviving hypothesis after every step (beam_search
+    does). ``token_valid`` ``(N, U)`` marks left padding of the first prefix (later tokens are all valid)."""
 
     def __init__(self, decoder: TransformerDecoder) -> None:
         self.decoder = decoder
@@ -37,8 +40,15 @@ class CachedDecoderStep:
         self.self_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.cross_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.memory_mask: torch.Tensor | None = None
+        self.key_valid: torch.Tensor | None = None  # (N, U) cached keys that are not left padding; None: all
 
-    def __call__(self, tokens: torch.Tensor, memory: torch.Tensor, memory_valid: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self,
+        tokens: torch.Tensor,
+        memory: torch.Tensor,
+        memory_valid: torch.Tensor,
+        token_valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         cached = self.tokens
         extends = (
             cached is not None
@@ -49,8 +59,11 @@ class CachedDecoderStep:
         if not extends:
             self._fill_cross(memory, memory_valid)
             self.self_kv = []
+            self.key_valid = token_valid
             hidden = self._run(tokens, start=0)
         else:
+            if self.key_valid is not None:
+                self.key_valid = torch.cat([self.key_valid, torch.ones_like(self.key_valid[:, :1])], dim=1)
             hidden = self._run(tokens[:, -1:], start=cached.size(1))
         self.tokens = tokens
         last = self.decoder.final_norm(hidden[:, -1])
@@ -65,6 +78,8 @@ class CachedDecoderStep:
         self.cross_kv = [(k[rows], v[rows]) for k, v in self.cross_kv]
         assert self.memory_mask is not None
         self.memory_mask = self.memory_mask[rows]
+        if self.key_valid is not None:
+            self.key_valid = self.key_valid[rows]
 
     def _fill_cross(self, memory: torch.Tensor, memory_valid: torch.Tensor) -> None:
         self.cross_kv = []
@@ -78,6 +93,9 @@ class CachedDecoderStep:
         decoder = self.decoder
         x = decoder.embed(tokens)
         mask = causal_mask(tokens.size(1), tokens.device)[None, None] if start == 0 else None
+        if self.key_valid is not None:  # as TransformerDecoder.forward masks left padding
+            keys = self.key_valid[:, None, None, :]
+            mask = ensure_attendable(mask & keys) if mask is not None else keys
         new_cache = []
         for index, layer in enumerate(decoder.layers):
             attn = layer.self_attn

@@ -144,16 +144,25 @@ class DecoderTask(Task):
         for i, prompt in enumerate(rows):
             tokens[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
             valid[i, width - len(prompt) :] = True
+        # Incremental decoding with a key/value cache (imported here: mtspeech.decode imports the tasks); rows
+        # that said <|eot|> leave the batch, so the step shrinks as answers finish.
+        from mtspeech.decode.incremental import CachedDecoderStep
+
+        step = CachedDecoderStep(self.head)
+        memory_valid = padding_mask(enc_lens, enc.size(1))
         answers: list[list[int]] = [[] for _ in rows]
-        finished = torch.zeros(len(rows), dtype=torch.bool, device=enc.device)
+        active = torch.arange(len(rows), device=enc.device)
         for _ in range(max_new):
-            next_ids = self.logits(tokens, enc, enc_lens, valid)[:, -1].argmax(dim=-1)
-            next_ids = next_ids.masked_fill(finished, eot)
-            for i in (~finished & (next_ids != eot)).nonzero().flatten().tolist():
-                answers[i].append(int(next_ids[i]))
-            finished |= next_ids == eot
-            if bool(finished.all()):
+            next_ids = step(tokens, enc[active], memory_valid[active], valid).argmax(dim=-1)
+            going = next_ids != eot
+            for i, token in zip(active[going].tolist(), next_ids[going].tolist(), strict=True):
+                answers[i].append(token)
+            if not bool(going.any()):
                 break
+            keep = going.nonzero().flatten()
+            if keep.numel() < active.numel():
+                step.select(keep)
+                active, tokens, valid, next_ids = active[keep], tokens[keep], valid[keep], next_ids[keep]
             tokens = torch.cat([tokens, next_ids[:, None]], dim=1)
             valid = torch.cat([valid, torch.ones_like(valid[:, :1])], dim=1)
         return answers
