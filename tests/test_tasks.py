@@ -121,6 +121,35 @@ def test_pooling_ignores_padded_frames():
     assert torch.allclose(task.logits(enc, enc_lens), before, atol=1e-5)
 
 
+def test_statistics_pooling_adds_the_weighted_standard_deviation_of_the_valid_frames():
+    from mtspeech.model.layers import AttentionPooling
+
+    pool = AttentionPooling(4, 8, statistics=True)
+    with torch.no_grad():  # equal scores: plain mean and (population) standard deviation over the valid frames
+        pool.scorer[-1].weight.zero_()
+    x = torch.randn(2, 6, 4)
+    valid = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    x[1, 3:] = 1e3  # padding must not count
+    pooled = pool(x, valid)
+    assert pool.output_dim == 8 and pooled.shape == (2, 8)
+    for row, n in ((0, 6), (1, 3)):
+        frames = x[row, :n]
+        assert torch.allclose(pooled[row, :4], frames.mean(0), atol=1e-5)
+        assert torch.allclose(pooled[row, 4:], frames.std(0, unbiased=False), atol=1e-4)
+
+
+def test_statistics_pooling_trains_through_one_frame_rows():
+    task = build("emotion", pooling="attention_stats").train()
+    batch = random_batch(batch_size=3)
+    enc, enc_lens = encoder_output(batch)
+    enc_lens = enc_lens.clone()
+    enc_lens[0] = 1  # a constant channel: the standard deviation's gradient must stay finite
+    enc.requires_grad_(True)
+    task.loss(enc, enc_lens, batch).loss.backward()
+    assert torch.isfinite(enc.grad).all() and enc.grad.abs().sum() > 0
+    assert task.logits(enc, enc_lens).shape == (3, NUM_CLASSES["emotion"])
+
+
 def test_ctc_greedy_alignment_merges_repeats_and_drops_blanks():
     task = AsrCtcTask(AsrCtcConfig(vocab_size=5, dropout=0.0), d_model=5)
     linear = task.head[1]

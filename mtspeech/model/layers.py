@@ -65,17 +65,27 @@ class AttentionPooling(nn.Module):
     """Utterance vector = softmax-weighted sum of the valid frames (weights from a small tanh scorer).
 
     Learns which frames carry the label (the voiced ones for speaker, the content words for intent) instead of
-    averaging silence in, as mean pooling would."""
+    averaging silence in, as mean pooling would. With ``statistics`` it also returns the weighted standard
+    deviation of every channel (attentive statistics pooling, Okabe et al. 2018, as in ECAPA-TDNN): how much a
+    channel varies over the utterance (pitch range, loudness swings) is what prosody-borne labels such as
+    emotion are made of. Output width: :attr:`output_dim` (``d_model``, or ``2 * d_model`` with statistics)."""
 
-    def __init__(self, d_model: int, hidden_dim: int) -> None:
+    def __init__(self, d_model: int, hidden_dim: int, statistics: bool = False) -> None:
         super().__init__()
         self.scorer = nn.Sequential(nn.Linear(d_model, hidden_dim), nn.Tanh(), nn.Linear(hidden_dim, 1))
+        self.statistics = statistics
+        self.output_dim = 2 * d_model if statistics else d_model
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """``x``: ``(B, T, D)``, ``valid``: ``(B, T)`` bool with at least one True per row -> ``(B, D)``."""
+        """``x``: ``(B, T, D)``, ``valid``: ``(B, T)`` bool with at least one True per row -> ``(B, output_dim)``."""
         scores = self.scorer(x).squeeze(-1).masked_fill(~valid, float("-inf"))
         weights = scores.softmax(dim=-1)
-        return torch.einsum("bt,btd->bd", weights, x)
+        mean = torch.einsum("bt,btd->bd", weights, x)
+        if not self.statistics:
+            return mean
+        variance = torch.einsum("bt,btd->bd", weights, x.square()) - mean.square()
+        # the floor keeps the square root's gradient finite where a channel is constant (one valid frame)
+        return torch.cat([mean, variance.clamp_min(1e-6).sqrt()], dim=-1)
 
 
 def mlp_head(d_in: int, d_out: int, hidden_dim: int, dropout: float) -> nn.Module:

@@ -28,6 +28,11 @@ from mtspeech.tasks.metrics import accuracy
 class PooledClassifierConfig(TaskConfig):
     num_classes: int | None = Field(None, ge=2, description="labels in the task's vocabulary (filled from it)")
     pool_hidden: int = Field(128, ge=1, description="hidden size of the attention-pooling scorer")
+    pooling: Literal["attention", "attention_stats"] = Field(
+        "attention",
+        description="attention: weighted mean of the frames; attention_stats: weighted mean and standard deviation "
+        "(attentive statistics pooling, for labels carried by prosody such as emotion)",
+    )
     hidden_dim: int = Field(256, ge=0, description="hidden layer of the classifier MLP; 0 = linear classifier")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
@@ -67,11 +72,12 @@ class PooledClassifierTask(Task):
     def __init__(self, config: PooledClassifierConfig, d_model: int) -> None:
         super().__init__(config, d_model)
         num_classes = self.require("num_classes")
+        pool = AttentionPooling(d_model, config.pool_hidden, statistics=config.pooling == "attention_stats")
         self.head = nn.ModuleDict(
             {
-                "pool": AttentionPooling(d_model, config.pool_hidden),
-                "norm": PooledBatchNorm(d_model) if config.pool_norm == "batch" else nn.Identity(),
-                "classifier": mlp_head(d_model, num_classes, config.hidden_dim, config.dropout),
+                "pool": pool,
+                "norm": PooledBatchNorm(pool.output_dim) if config.pool_norm == "batch" else nn.Identity(),
+                "classifier": mlp_head(pool.output_dim, num_classes, config.hidden_dim, config.dropout),
             }
         )
 
