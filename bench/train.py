@@ -4,10 +4,12 @@ Each size trains in its own process (so its peak memory is its own) through the 
 (``Trainer._train_step``: the recipe's data pipeline, every task at full weight, the balancer, clipping, AdamW),
 ``--warmup`` steps untimed, then ``--steps`` timed ones. Audio seconds are the batches' feature frames times the
 front end's frame shift. Peak memory: the training process' maximum resident set (CPU; the feature-extraction
-worker is a separate process and not counted) or ``torch.cuda.max_memory_allocated`` (GPU). Writes
-bench/results/train.json.
+worker is a separate process and not counted) or ``torch.cuda.max_memory_allocated`` (GPU). ``small`` (the demo,
+no dropout) also times the same batches with the library's default dropout, alternating (:func:`dropout_cost`);
+``small-bf16`` is the demo under bf16 autocast. Writes bench/results/train.json.
 
-    python bench/train.py [--corpus work/corpus-small] [--sizes tiny,small-x4,small] [--steps 30] [--device cpu]
+    python bench/train.py [--corpus work/corpus-small] [--sizes tiny,small-x4,small,small-bf16]
+        [--steps 40] [--device cpu]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ SIZES: dict[str, list[str]] = {
     ],
     "small-x4": ["model.encoder.subsampling_factor=4"],
     "small": [],
+    "small-bf16": ["optim.precision=bf16"],  # autocast; matrix products gain on AVX512-BF16, attention loses
     "base": [
         "model.encoder.preset=base",
         "model.encoder.subsampling_factor=4",
@@ -93,6 +96,8 @@ def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dic
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     wall = time.perf_counter() - started
+    audio, peak_rss = audio_seconds[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    paired = dropout_cost(trainer, run, progress, window, steps) if size == "small" and device == "cpu" else None
     run.stream.close()
     parameters = sum(p.numel() for p in run.model.parameters())
     figures: dict[str, Any] = {
@@ -101,21 +106,55 @@ def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dic
         "tasks": len(run.tasks),
         "steps": steps,
         "sec_per_step": round(wall / steps, 3),
-        "audio_seconds": round(audio_seconds[0], 1),
-        "audio_seconds_per_second": round(audio_seconds[0] / wall, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "audio_seconds": round(audio, 1),
+        "audio_seconds_per_second": round(audio / wall, 2),
+        "peak_rss_mb": round(peak_rss, 1),
     }
     if device.startswith("cuda"):
         figures["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         figures["gpu"] = torch.cuda.get_device_name()
+    if paired:
+        figures["dropout_cost"] = paired
     return figures
+
+
+def dropout_cost(trainer: Any, run: Any, progress: Any, window: Any, rounds: int) -> dict[str, Any]:
+    """Step time with the library's default dropout (0.1 in the encoder, CTC and decoder) against the demo
+    recipe's 0, paired: every batch is trained once with each, in alternating order, so batch sizes and machine
+    noise fall on both alike."""
+    from torch import nn
+
+    parts = (run.model.encoder, run.model.tasks["asr_ctc"], run.model.tasks["decoder"])
+    dropouts = [m for part in parts for m in part.modules() if isinstance(m, nn.Dropout)]
+    next_batch, seconds = run.stream.next, {0.0: 0.0, 0.1: 0.0}
+    for index in range(rounds):
+        batch = next_batch()
+        run.stream.next = lambda batch=batch: batch
+        for p in (0.0, 0.1) if index % 2 == 0 else (0.1, 0.0):
+            for module in dropouts:
+                module.p = p
+            started = time.perf_counter()
+            trainer._train_step(run, progress, window)
+            seconds[p] += time.perf_counter() - started
+            progress.step += 1
+    return {
+        "rounds": rounds,
+        "dropout_modules": len(dropouts),
+        "sec_per_step_dropout_0": round(seconds[0.0] / rounds, 3),
+        "sec_per_step_dropout_0.1": round(seconds[0.1] / rounds, 3),
+        "ratio": round(seconds[0.1] / seconds[0.0], 3),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="work/corpus-small", help="a corpus directory (mtspeech corpus synth)")
-    parser.add_argument("--sizes", default="tiny,small-x4,small", help=f"comma-separated, from {', '.join(SIZES)}")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per size")
+    parser.add_argument(
+        "--sizes",
+        default="tiny,small-x4,small,small-bf16",
+        help=f"comma-separated, from {', '.join(SIZES)}",
+    )
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per size")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (allocator, caches)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one size in this process
@@ -139,11 +178,18 @@ def main() -> None:
         results[size] = json.loads(done.stdout.strip().splitlines()[-1])
         r = results[size]
         print(
-            f"{size:>9}: {r['parameters'] / 1e6:.1f}M parameters, x{r['subsampling_factor']}, "
+            f"{size:>10}: {r['parameters'] / 1e6:.1f}M parameters, x{r['subsampling_factor']}, "
             f"{r['sec_per_step']} s/step, {r['audio_seconds_per_second']} s of audio per second, "
             f"peak RSS {r['peak_rss_mb']} MB",
             flush=True,
         )
+        if "dropout_cost" in r:
+            cost = r["dropout_cost"]
+            print(
+                f"{'':>10}  same batches with dropout 0.1: {cost['sec_per_step_dropout_0.1']} s/step against "
+                f"{cost['sec_per_step_dropout_0']} without ({cost['ratio']}x)",
+                flush=True,
+            )
     command = f"python bench/train.py --corpus {args.corpus} --sizes {','.join(sizes)} --steps {args.steps}"
     command += f" --warmup {args.warmup} --device {args.device}"
     path = write_results("train", {"device": args.device, "sizes": results}, command)
