@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -41,16 +42,28 @@ KEYS: dict[str, tuple[str, float | None, bool]] = {
 
 
 def training_summary(run: Path) -> dict[str, object]:
-    """Steps, wall minutes and why training stopped, from the run's train.jsonl."""
+    """Steps, wall minutes, why training stopped and the median seconds of one validation (from the valid record's
+    time back to the train record of the same step), from the run's train.jsonl."""
     steps, first, last, stopped = 0, None, None, None
+    train_time: dict[int, float] = {}
+    validation_seconds: list[float] = []
     for line in (run / "train.jsonl").read_text().splitlines():
         record = json.loads(line)
         first = first if first is not None else record.get("time")
         last = record.get("time", last)
         steps = max(steps, int(record.get("step", 0)))
         stopped = record.get("stopped_by", stopped)
+        if record.get("kind") == "train":
+            train_time[int(record["step"])] = record["time"]
+        elif record.get("kind") == "valid" and int(record["step"]) in train_time:
+            validation_seconds.append(record["time"] - train_time[int(record["step"])])
     minutes = (last - first) / 60 if first is not None and last is not None else None
-    return {"steps": steps, "wall_minutes": round(minutes, 1) if minutes else None, "stopped_by": stopped}
+    return {
+        "steps": steps,
+        "wall_minutes": round(minutes, 1) if minutes else None,
+        "stopped_by": stopped,
+        "validation_seconds_median": round(float(np.median(validation_seconds)), 1) if validation_seconds else None,
+    }
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ Each size trains in its own process (so its peak memory is its own) through the 
 ``--warmup`` steps untimed, then ``--steps`` timed ones. Audio seconds are the batches' feature frames times the
 front end's frame shift. Peak memory: the training process' maximum resident set (CPU; the feature-extraction
 worker is a separate process and not counted) or ``torch.cuda.max_memory_allocated`` (GPU). ``small`` (the demo,
-no dropout) also times the same batches with the library's default dropout, alternating (:func:`dropout_cost`);
+no dropout) also times the same batches with the library's default dropout, alternating (:func:`dropout_cost`),
+and the fused AdamW update against the default one (:func:`adamw_cost`);
 ``small-bf16`` is the demo under bf16 autocast. Writes bench/results/train.json.
 
     python bench/train.py [--corpus work/corpus-small] [--sizes tiny,small-x4,small,small-bf16]
@@ -98,6 +99,7 @@ def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dic
     wall = time.perf_counter() - started
     audio, peak_rss = audio_seconds[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     paired = dropout_cost(trainer, run, progress, window, steps) if size == "small" and device == "cpu" else None
+    adamw = adamw_cost(run.model, steps) if size == "small" and device == "cpu" else None
     run.stream.close()
     parameters = sum(p.numel() for p in run.model.parameters())
     figures: dict[str, Any] = {
@@ -115,7 +117,29 @@ def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dic
         figures["gpu"] = torch.cuda.get_device_name()
     if paired:
         figures["dropout_cost"] = paired
+    if adamw:
+        figures["adamw_step_ms"] = adamw
     return figures
+
+
+def adamw_cost(model: Any, rounds: int) -> dict[str, float]:
+    """Milliseconds of one AdamW update of the model's parameters: torch's fused kernel (what
+    mtspeech.train.optim builds on CPU and GPU) against the default implementation, on copies of the parameters
+    with random gradients."""
+    import torch
+
+    timings: dict[str, float] = {}
+    for fused in (True, False):
+        params = [torch.nn.Parameter(p.detach().clone()) for p in model.parameters() if p.requires_grad]
+        for p in params:
+            p.grad = torch.randn_like(p)
+        optimizer = torch.optim.AdamW(params, lr=1e-3, fused=fused)
+        optimizer.step()  # state allocation is not part of a steady-state step
+        started = time.perf_counter()
+        for _ in range(rounds):
+            optimizer.step()
+        timings["fused" if fused else "default"] = round(1000 * (time.perf_counter() - started) / rounds, 2)
+    return timings
 
 
 def dropout_cost(trainer: Any, run: Any, progress: Any, window: Any, rounds: int) -> dict[str, Any]:
@@ -183,6 +207,9 @@ def main() -> None:
             f"peak RSS {r['peak_rss_mb']} MB",
             flush=True,
         )
+        if "adamw_step_ms" in r:
+            ms = r["adamw_step_ms"]
+            print(f"{'':>10}  AdamW update: {ms['fused']} ms fused, {ms['default']} ms default", flush=True)
         if "dropout_cost" in r:
             cost = r["dropout_cost"]
             print(
