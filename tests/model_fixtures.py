@@ -38,6 +38,8 @@ def task_options(name: str) -> dict[str, Any]:
         return {"vocab_size": VOCAB, "num_tags": NUM_TAGS, "dropout": 0.0}
     if name == "vad":
         return {"dropout": 0.0}
+    if name == "intent_text":  # pieces 1-3 begin words
+        return {"num_classes": NUM_CLASSES["intent"], "vocab_size": VOCAB, "word_start_ids": [1, 2, 3]}
     return {"num_classes": NUM_CLASSES[name], "dropout": 0.0}
 
 

@@ -50,7 +50,7 @@ def build_model_file(path: Path, tasks: tuple[str, ...] = ALL_TASKS, seed: int =
         "accent": LabelVocab("accent", list(ACCENTS)),
         "slot": LabelVocab("slot", bio_tags_for(["time", "place_name"])),
     }
-    options = {name: {"dropout": 0.0} for name in tasks}
+    options: dict[str, dict] = {name: {} if name == "intent_text" else {"dropout": 0.0} for name in tasks}
     if "decoder" in options:
         options["decoder"]["max_new_tokens"] = max_new_tokens
     config = ModelConfig.from_dict({"encoder": {"preset": "tiny", "dropout": 0.0}, "tasks": options})

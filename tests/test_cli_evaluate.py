@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from serve_fixtures import build_model_file
 from typer.testing import CliRunner
 
@@ -155,3 +156,17 @@ def test_timings_cover_every_stage(model_file: Path, tiny_corpus: Path) -> None:
     assert timings["utterances"] == 3 and math.isclose(timings["audio_seconds"], sum(r.duration for r in records))
     assert {"features", "encoder", *predictor.sources} <= set(timings["stages"])
     assert timings["model_seconds"] > 0 and json.dumps(timings)
+
+
+def test_intents_are_scored_from_the_transcript_head_when_the_model_has_one(tiny_corpus: Path, tmp_path: Path) -> None:
+    path = build_model_file(tmp_path / "m.pt", tasks=("asr_ctc", "intent", "intent_text"), max_new_tokens=6)
+    loaded = load_model(path)
+    assert prediction_sources(loaded)["intent"] == "intent_text head"
+    chosen = loaded.vocabs["intent"].labels[0]
+    with torch.no_grad():  # only the always-on bucket speaks: the transcript head says `chosen` every time
+        loaded.model.tasks["intent_text"].head["bag"].weight[0, 0] = 1.0
+    cuts = list(load_cuts(tiny_corpus, "test"))[:4]
+    records = Predictor(loaded, PredictOptions(beam_size=2, max_tokens=6)).predict(cuts)
+    assert [r.prediction.intent for r in records] == [chosen] * 4
+    pooled = Predictor(load_model(build_model_file(tmp_path / "p.pt", tasks=("asr_ctc", "intent"))), PredictOptions())
+    assert [r.prediction.intent for r in pooled.predict(cuts)] != [chosen] * 4  # the pooled head would differ

@@ -177,3 +177,17 @@ def test_a_decoding_mode_the_model_cannot_run_is_refused_up_front(tmp_path) -> N
         fast_analyzer(decoder_only, mode="ctc_greedy")
     with pytest.raises(UserError, match="mode"):
         fast_analyzer(decoder_only, mode="fastest")
+
+
+def test_intents_come_from_the_transcript_head_when_the_model_has_one(tmp_path) -> None:
+    with_text = fast_analyzer(cached_model_file(tmp_path, tasks=("asr_ctc", "intent", "intent_text")))
+    assert with_text.tasks == ("asr", "intent")
+    with torch.no_grad():  # only the always-on bucket speaks: every transcript is "weather_query"
+        bag = with_text.model.tasks["intent_text"].head["bag"].weight
+        bag.zero_()
+        bag[0, with_text.vocabs["intent"].labels.index("weather_query")] = 1.0
+    answers_ = with_text.analyze([voice_like(0.9, 8), voice_like(1.3, 9)], ["intent"])
+    assert [a["intent"]["label"] for a in answers_] == ["weather_query"] * 2
+    assert all(a["intent"]["confidence"] > 0.99 for a in answers_)
+    text_only = fast_analyzer(cached_model_file(tmp_path, tasks=("asr_ctc", "intent_text")))
+    assert text_only.tasks == ("asr", "intent")

@@ -101,7 +101,9 @@ def prediction_sources(loaded: LoadedModel) -> dict[str, str]:
         sources["asr"] = " + ".join([*parts, "decoder"] if "transcribe" in decoder else parts)
     if "translate" in decoder:
         sources["st"] = "decoder (translate)"
-    if "intent" in heads and "intent" in vocabs:
+    if "intent_text" in heads and "intent" in vocabs:
+        sources["intent"] = "intent_text head"
+    elif "intent" in heads and "intent" in vocabs:
         sources["intent"] = "intent head"
     elif slu:
         sources["intent"] = "decoder (slu)"

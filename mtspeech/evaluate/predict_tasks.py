@@ -85,12 +85,13 @@ class TaskReader:
                 setattr(prediction, CLASSIFIER_FIELDS[task], label)
 
     # --- heads ----------------------------------------------------------------------------------------
-    def _classify(self, task: str, batch: EncodedBatch) -> list[str]:
+    def _classify(self, task: str, batch: EncodedBatch, head: str | None = None) -> list[str]:
+        """Labels of ``task`` (a label vocabulary) from ``head`` (default: the head of the same name)."""
         if task in batch.labels:
             return batch.labels[task]
         labels = self.vocabs[task].labels
         # A head may have more outputs than its vocabulary has labels (a one-label vocabulary gets two outputs).
-        probs = self.model.tasks[task].probabilities(batch.enc, batch.enc_lens)[:, : len(labels)]
+        probs = self.model.tasks[head or task].probabilities(batch.enc, batch.enc_lens)[:, : len(labels)]
         batch.labels[task] = [labels[i] for i in probs.argmax(dim=-1).tolist()]
         return batch.labels[task]
 
@@ -182,8 +183,9 @@ class TaskReader:
         return batch.slu
 
     def _intent(self, batch: EncodedBatch) -> None:
-        if self.sources["intent"] == "intent head":
-            intents: list[str | None] = list(self._classify("intent", batch))
+        if self.sources["intent"] in ("intent head", "intent_text head"):
+            head = "intent_text" if self.sources["intent"] == "intent_text head" else "intent"
+            intents: list[str | None] = list(self._classify("intent", batch, head))
         else:
             intents = [result.intent for result in self._slu(batch)]
         for prediction, intent in zip(batch.predictions, intents, strict=True):

@@ -139,7 +139,7 @@ class ModelAnalyzer:
         offered = {
             "asr": "asr_ctc" in heads or decoder,
             "language": ("lid" in heads and "lid" in self.vocabs) or decoder,
-            "intent": ("intent" in heads and "intent" in self.vocabs) or slu,
+            "intent": (("intent" in heads or "intent_text" in heads) and "intent" in self.vocabs) or slu,
             "slots": ("slots" in heads and "slot" in self.vocabs) or slu,
             "translation": decoder,
             "vad": "vad" in heads,
@@ -148,9 +148,16 @@ class ModelAnalyzer:
             offered[task] = task in heads and task in self.vocabs
         return tuple(t for t in SERVICE_TASKS if offered[t])
 
-    def _has_head(self, task: str) -> bool:
+    def _head_of(self, task: str) -> tuple[str, str]:
+        """``(head, label vocabulary)`` answering ``task``; intents come from the transcript-reading
+        ``intent_text`` head when the model has one (docs/model.md), else from the pooled ``intent`` head."""
+        if task == "intent" and "intent_text" in self.model.tasks:
+            return "intent_text", "intent"
         head = CLASSIFIER_HEADS.get(task, task)
-        vocab = "slot" if task == "slots" else head
+        return head, "slot" if task == "slots" else head
+
+    def _has_head(self, task: str) -> bool:
+        head, vocab = self._head_of(task)
         return head in self.model.tasks and vocab in self.vocabs
 
     # --- the one call -----------------------------------------------------------------------------------
@@ -217,9 +224,9 @@ class ModelAnalyzer:
 
     # --- classifier heads -------------------------------------------------------------------------------
     def _classify(self, task: str, batch: _Batch, top: int = answers.MAX_LISTED_LABELS) -> list[dict[str, Any] | None]:
-        head = CLASSIFIER_HEADS[task]
+        head, vocab = self._head_of(task)
         probs = self.model.tasks[head].probabilities(batch.enc, batch.enc_lens).cpu()
-        labels = self.vocabs[head].labels
+        labels = self.vocabs[vocab].labels
         out: list[dict[str, Any] | None] = [answers.classifier_answer(row, labels, top) for row in probs]
         if task == "intent":  # 60-odd intents: the label, its confidence and the runners-up, not every class
             for answer in out:

@@ -7,7 +7,7 @@ Adding a task: write one module here with a :class:`~mtspeech.tasks.base.TaskCon
 
 from __future__ import annotations
 
-from mtspeech.tasks import accent, asr_ctc, classifiers, decoder, slots, vad  # noqa: F401  (registers the tasks)
+from mtspeech.tasks import accent, asr_ctc, classifiers, decoder, intent_text, slots, vad  # noqa: F401  (registers)
 from mtspeech.tasks.base import TASKS, Task, TaskConfig, TaskLoss, get_task_class, register_task
 
 __all__ = ["TASKS", "Task", "TaskConfig", "TaskLoss", "get_task_class", "register_task"]
