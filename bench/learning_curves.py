@@ -33,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 from synth_small import KEYS, training_summary  # noqa: E402
 
-# name -> validation key in train.jsonl; the test-report key, floor and direction come from synth_small.KEYS
+# name -> validation key in train.jsonl; the test-report key, floor and direction come from synth_small.KEYS.
+# Intents: the transcript head where a run has one (it then answers intents on the test split too).
 VALID_KEYS = {
     "cer": "asr_ctc.cer",
     "lid_acc": "lid.accuracy",
-    "intent_acc": "intent.accuracy",
+    "intent_acc": "intent_text.accuracy|intent.accuracy",
     "emotion_acc": "emotion.accuracy",
     "vad_f1": "vad.f1",
 }
@@ -59,8 +60,9 @@ def read_run(run: Path) -> dict[str, Any]:
     for record in records:
         if record.get("kind") != "valid":
             continue
-        for name, (key, _, _, _) in METRICS.items():
-            if isinstance(record.get(key), int | float):
+        for name, (keys, _, _, _) in METRICS.items():
+            key = next((k for k in keys.split("|") if isinstance(record.get(k), int | float)), None)
+            if key is not None:
                 minutes = (record["time"] - start) / 60
                 curves[name].append([int(record["step"]), round(minutes, 1), round(100 * record[key], 2)])
     test: dict[str, float] = {}
