@@ -49,6 +49,7 @@ class Task(nn.Module, ABC):
         super().__init__()
         self.config = config
         self.d_model = d_model
+        self._peers: dict[str, Task] = {}  # a plain dict: peers must not become submodules (no double params)
 
     @classmethod
     def sizes_from_data(cls, tokenizer: Any, vocabs: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,6 +60,18 @@ class Task(nn.Module, ABC):
 
     def attach(self, tasks: Mapping[str, Task]) -> None:
         """Called once the model has built every task; tasks listed in ``requires`` pick up their peers here."""
+        self._peers = {name: tasks[name] for name in self.requires}
+
+    def transcript_tokens(self, enc: torch.Tensor, enc_lens: torch.Tensor, tokens: Any) -> list[list[int]]:
+        """For tasks that read the transcript: ``tokens`` (one id row per batch row) as given, else the
+        ``asr_ctc`` greedy hypothesis of this encoder output."""
+        if tokens is None:
+            if "asr_ctc" not in self._peers:
+                raise UserError(f"{self.name} needs 'tokens' or the asr_ctc task in the same model")
+            tokens = self._peers["asr_ctc"].predict(enc, enc_lens)
+        if len(tokens) != enc.size(0):
+            raise UserError(f"{self.name}: {len(tokens)} token rows for a batch of {enc.size(0)}")
+        return [[int(t) for t in row] for row in tokens]
 
     def set_progress(self, progress: float) -> None:
         """Training progress in [0, 1] (for schedules such as the accent task's gradient-reversal ramp)."""

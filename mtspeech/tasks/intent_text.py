@@ -99,7 +99,6 @@ class TranscriptIntentTask(Task):
         bag.weight.register_hook(lambda grad: grad / config.scale)
         self.head = nn.ModuleDict({"bag": bag})
         self._word_starts = set(self.require("word_start_ids"))
-        self._peers: dict[str, Task] = {}  # a plain dict: peers must not become submodules (no double params)
 
     @classmethod
     def key(cls) -> str:
@@ -113,9 +112,6 @@ class TranscriptIntentTask(Task):
             raise UserError("task 'intent_text' needs the 'intent' label vocabulary, but the data has no intents")
         starts = [i for i, starts in enumerate(tokenizer.word_starts(range(tokenizer.sp_size))) if starts]
         return {"num_classes": max(len(vocab), 2), "vocab_size": tokenizer.sp_size, "word_start_ids": starts}
-
-    def attach(self, tasks: Mapping[str, Task]) -> None:
-        self._peers = {name: tasks[name] for name in self.requires}
 
     def target(self, batch: Batch) -> torch.Tensor | None:
         labels = batch.class_targets.get(INTENT_VOCAB)
@@ -143,14 +139,8 @@ class TranscriptIntentTask(Task):
         return TaskLoss(loss + enc.reshape(-1)[0] * 0.0, int(rows.numel()))
 
     def _tokens(self, enc: torch.Tensor, enc_lens: torch.Tensor, tokens: Any) -> list[list[int]]:
-        if tokens is None:
-            if "asr_ctc" not in self._peers:
-                raise UserError("intent_text needs 'tokens' or the asr_ctc task in the same model")
-            tokens = self._peers["asr_ctc"].predict(enc, enc_lens)
-        if len(tokens) != enc.size(0):
-            raise UserError(f"intent_text: {len(tokens)} token rows for a batch of {enc.size(0)}")
+        rows = self.transcript_tokens(enc, enc_lens, tokens)
         vocab_size = self.require("vocab_size")
-        rows = [[int(t) for t in row] for row in tokens]
         if any(not 0 <= t < vocab_size for row in rows for t in row):
             raise UserError(f"intent_text: token ids must be text pieces in [0, {vocab_size})")
         return rows

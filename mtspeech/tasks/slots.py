@@ -93,7 +93,6 @@ class SlotsTask(Task):
                 "classifier": nn.Linear(d_model, self.require("num_tags")),
             }
         )
-        self._peers: dict[str, Task] = {}  # a plain dict: peers must not become submodules (no double params)
 
     @classmethod
     def sizes_from_data(cls, tokenizer: Any, vocabs: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,9 +102,6 @@ class SlotsTask(Task):
                 f"task 'slots' needs the {SLOT_TASK!r} tag vocabulary, but the data has no slot labels; disable it"
             )
         return {"vocab_size": tokenizer.sp_size, "num_tags": max(len(vocab), 2)}  # transcript pieces only
-
-    def attach(self, tasks: Mapping[str, Task]) -> None:
-        self._peers = {name: tasks[name] for name in self.requires}
 
     def target(self, batch: Batch) -> torch.Tensor | None:
         tags = batch.slot_targets
@@ -142,13 +138,7 @@ class SlotsTask(Task):
     def predict(self, enc: torch.Tensor, enc_lens: torch.Tensor, **options: Any) -> list[SlotTags]:
         """Tag ids per row for ``tokens`` (option: one id list per row), by default the asr_ctc greedy output."""
         self.check_options(options, ("tokens",))
-        tokens = options.get("tokens")
-        if tokens is None:
-            if "asr_ctc" not in self._peers:
-                raise UserError("slots.predict needs 'tokens' or the asr_ctc task in the same model")
-            tokens = self._peers["asr_ctc"].predict(enc, enc_lens)
-        if len(tokens) != enc.size(0):
-            raise UserError(f"slots.predict: {len(tokens)} token rows for a batch of {enc.size(0)}")
+        tokens = self.transcript_tokens(enc, enc_lens, options.get("tokens"))
         best = self.best_tags(tokens, enc, enc_lens)
         return [SlotTags(list(map(int, row)), tags) for row, (tags, _) in zip(tokens, best, strict=True)]
 
