@@ -157,7 +157,8 @@ def test_synth_tiny_recipe_trains_from_the_command_line(corpus: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     assert "trained 2 steps" in result.output
     loaded = mtspeech.load(tmp_path / "run" / "model.pt")
-    assert "slots" in loaded.model.tasks and loaded.metadata["trained_steps"] == 2
+    assert {"slots", "intent_text"} <= set(loaded.model.tasks) and loaded.metadata["trained_steps"] == 2
+    assert loaded.model.tasks["intent_text"].config.word_start_ids  # filled from the run's tokenizer
 
 
 def test_model_carries_the_global_cmvn_fitted_on_the_train_cuts(straight_run: Path, corpus: Path) -> None:
