@@ -35,15 +35,15 @@ from synth_small import KEYS, training_summary  # noqa: E402
 
 # name -> validation key in train.jsonl; the test-report key, floor and direction come from synth_small.KEYS.
 # Intents: the transcript head where a run has one (it then answers intents on the test split too).
-VALID_KEYS = {
-    "cer": "asr_ctc.cer",
-    "lid_acc": "lid.accuracy",
-    "intent_acc": "intent_text.accuracy|intent.accuracy",
-    "emotion_acc": "emotion.accuracy",
-    "vad_f1": "vad.f1",
+VALID_KEYS: dict[str, tuple[str, ...]] = {
+    "cer": ("asr_ctc.cer",),
+    "lid_acc": ("lid.accuracy",),
+    "intent_acc": ("intent_text.accuracy", "intent.accuracy"),
+    "emotion_acc": ("emotion.accuracy",),
+    "vad_f1": ("vad.f1",),
 }
-# name -> (validation key, test-report key, floor in %, higher is better)
-METRICS: dict[str, tuple[str, str, float, bool]] = {}
+# name -> (validation keys, first present wins; test-report key, floor in %, higher is better)
+METRICS: dict[str, tuple[tuple[str, ...], str, float, bool]] = {}
 for _name, _valid_key in VALID_KEYS.items():
     _report_key, _floor, _higher = KEYS[_name]
     assert _floor is not None, f"synth_small.KEYS[{_name!r}] has no floor"
@@ -61,7 +61,7 @@ def read_run(run: Path) -> dict[str, Any]:
         if record.get("kind") != "valid":
             continue
         for name, (keys, _, _, _) in METRICS.items():
-            key = next((k for k in keys.split("|") if isinstance(record.get(k), int | float)), None)
+            key = next((k for k in keys if isinstance(record.get(k), int | float)), None)
             if key is not None:
                 minutes = (record["time"] - start) / 60
                 curves[name].append([int(record["step"]), round(minutes, 1), round(100 * record[key], 2)])

@@ -191,3 +191,23 @@ def test_intents_come_from_the_transcript_head_when_the_model_has_one(tmp_path) 
     assert all(a["intent"]["confidence"] > 0.99 for a in answers_)
     text_only = fast_analyzer(cached_model_file(tmp_path, tasks=("asr_ctc", "intent_text")))
     assert text_only.tasks == ("asr", "intent")
+
+
+def test_the_transcript_head_reads_the_transcript_the_asr_answer_shows(tmp_path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from mtspeech.tasks.intent_text import word_ngram_buckets
+
+    analyzer = fast_analyzer(cached_model_file(tmp_path, tasks=("asr_ctc", "intent", "intent_text")))
+    head, labels = analyzer.model.tasks["intent_text"], analyzer.vocabs["intent"].labels
+    shown = "play some jazz music in the kitchen"
+    with torch.no_grad():  # only the words of `shown` speak, for the last intent
+        weight = head.head["bag"].weight
+        weight.zero_()
+        pieces = analyzer.tokenizer.encode(shown)
+        for bucket in word_ngram_buckets(pieces, set(head.config.word_start_ids), 2, head.config.buckets)[1:]:
+            weight[bucket, len(labels) - 1] = 1.0
+    # The transcript the asr answer would show (a search result, not the greedy path the head defaults to).
+    monkeypatch.setattr(analyzer, "_transcripts", lambda batch: [SimpleNamespace(text=shown)] * batch.enc.size(0))
+    found = analyzer.analyze([voice_like(1.1, 10), voice_like(1.6, 11)], ["intent"])
+    assert [a["intent"]["label"] for a in found] == [labels[-1]] * 2

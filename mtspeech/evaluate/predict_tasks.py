@@ -90,8 +90,13 @@ class TaskReader:
         if task in batch.labels:
             return batch.labels[task]
         labels = self.vocabs[task].labels
+        inputs: dict[str, Any] = {}
+        if head == "intent_text":  # reads the ASR transcript, as the slots head does
+            if any(p.text is None for p in batch.predictions):
+                self._asr(batch)
+            inputs["tokens"] = [self.tokenizer.encode(p.text) if p.text else [] for p in batch.predictions]
         # A head may have more outputs than its vocabulary has labels (a one-label vocabulary gets two outputs).
-        probs = self.model.tasks[head or task].probabilities(batch.enc, batch.enc_lens)[:, : len(labels)]
+        probs = self.model.tasks[head or task].probabilities(batch.enc, batch.enc_lens, **inputs)[:, : len(labels)]
         batch.labels[task] = [labels[i] for i in probs.argmax(dim=-1).tolist()]
         return batch.labels[task]
 
@@ -183,8 +188,8 @@ class TaskReader:
         return batch.slu
 
     def _intent(self, batch: EncodedBatch) -> None:
-        if self.sources["intent"] in ("intent head", "intent_text head"):
-            head = "intent_text" if self.sources["intent"] == "intent_text head" else "intent"
+        head = {"intent head": "intent", "intent_text head": "intent_text"}.get(self.sources["intent"])
+        if head is not None:
             intents: list[str | None] = list(self._classify("intent", batch, head))
         else:
             intents = [result.intent for result in self._slu(batch)]

@@ -225,7 +225,10 @@ class ModelAnalyzer:
     # --- classifier heads -------------------------------------------------------------------------------
     def _classify(self, task: str, batch: _Batch, top: int = answers.MAX_LISTED_LABELS) -> list[dict[str, Any] | None]:
         head, vocab = self._head_of(task)
-        probs = self.model.tasks[head].probabilities(batch.enc, batch.enc_lens).cpu()
+        inputs: dict[str, Any] = {}
+        if head == "intent_text":  # reads the transcript the asr answer shows, as the slots head does
+            inputs["tokens"] = [self.tokenizer.encode(r.text) if r.text else [] for r in self._transcripts(batch)]
+        probs = self.model.tasks[head].probabilities(batch.enc, batch.enc_lens, **inputs).cpu()
         labels = self.vocabs[vocab].labels
         out: list[dict[str, Any] | None] = [answers.classifier_answer(row, labels, top) for row in probs]
         if task == "intent":  # 60-odd intents: the label, its confidence and the runners-up, not every class

@@ -149,11 +149,11 @@ class DecoderTask(Task):
         from mtspeech.decode.incremental import CachedDecoderStep
 
         step = CachedDecoderStep(self.head)
-        memory_valid = padding_mask(enc_lens, enc.size(1))
+        memory, memory_valid = enc, padding_mask(enc_lens, enc.size(1))
         answers: list[list[int]] = [[] for _ in rows]
         active = torch.arange(len(rows), device=enc.device)
         for _ in range(max_new):
-            next_ids = step(tokens, enc[active], memory_valid[active], valid).argmax(dim=-1)
+            next_ids = step(tokens, memory, memory_valid, valid).argmax(dim=-1)
             going = next_ids != eot
             for i, token in zip(active[going].tolist(), next_ids[going].tolist(), strict=True):
                 answers[i].append(token)
@@ -163,6 +163,7 @@ class DecoderTask(Task):
             if keep.numel() < active.numel():
                 step.select(keep)
                 active, tokens, valid, next_ids = active[keep], tokens[keep], valid[keep], next_ids[keep]
+                memory, memory_valid = memory[keep], memory_valid[keep]  # only when rows leave, not every step
             tokens = torch.cat([tokens, next_ids[:, None]], dim=1)
             valid = torch.cat([valid, torch.ones_like(valid[:, :1])], dim=1)
         return answers

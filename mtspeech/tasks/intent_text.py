@@ -16,7 +16,8 @@ output is the same as a ``scale`` times larger learning rate for this head alone
 down before the optimizer sees it, so gradient clipping is not thrown off).
 
 Loss: cross-entropy over the rows with an intent and a transcript. Prediction: the intent id. Score: accuracy.
-When a model has both heads, the service and ``mtspeech evaluate`` answer intents with this one.
+When a model has both heads, the service and ``mtspeech evaluate`` answer intents with this one, reading the
+transcript their ASR answer shows (the search result, not the greedy path), as they do for ``slots``.
 """
 
 from __future__ import annotations
