@@ -12,7 +12,13 @@ from mtspeech.errors import UserError
 from mtspeech.model.encoder import subsampled_length
 from mtspeech.model.model import MultiTaskModel
 from mtspeech.tasks.asr_ctc import AsrCtcConfig, AsrCtcTask
-from mtspeech.tasks.intent_text import IntentTextConfig, TranscriptIntentTask, stable_hash, word_ngram_buckets
+from mtspeech.tasks.intent_text import (
+    IntentTextConfig,
+    TranscriptIntentTask,
+    char_ngram_buckets,
+    stable_hash,
+    word_ngram_buckets,
+)
 
 __all__ = ["single_thread"]  # autouse fixture
 D_MODEL = 32
@@ -40,6 +46,33 @@ def test_words_are_cut_at_word_start_pieces_and_hashed_stably() -> None:
     # Pinned: a saved model's buckets must mean the same words in every later process and release.
     assert stable_hash([1, 2, 3]) == 0xFD1F0F4381EB0395
     assert word_ngram_buckets([], STARTS, 2, 64) == [0]
+
+
+def test_character_ngrams_inside_words_are_hashed_stably_and_survive_a_misspelling() -> None:
+    # "<ab>": 3-grams "<ab", "ab>", one 4-gram "<ab>"
+    assert len(char_ngram_buckets(["ab"], (3, 4), 1 << 20)) == 3
+    assert char_ngram_buckets(["ab"], (5,), 64) == []  # shorter than the order: nothing
+    # Pinned (zlib's CRC-32): a saved model's char-n-gram rows must mean the same n-grams in every later process.
+    assert char_ngram_buckets(["wake"], (3,), 1 << 20)[0] == 1 + 0x88FB7B19 % ((1 << 20) - 1)  # "<wa"
+    right, wrong = (set(char_ngram_buckets([w], (3, 4, 5), 1 << 20)) for w in ("alarm", "alarn"))
+    assert len(right & wrong) >= len(right) // 2 and right != wrong  # word features would share nothing
+
+
+def test_char_ngrams_read_the_text_of_the_pieces_of_each_word() -> None:
+    pieces = ["", "\u2581wa", "\u2581me", "\u2581up"] + ["ke" if i == 4 else f"x{i}" for i in range(4, VOCAB)]
+    task = build(char_ngrams=[4, 3], piece_texts=pieces)
+    assert task.config.char_ngrams == [3, 4]
+    words_only = build()
+    # "wa ke | me": words "wake" and "me"; the extra rows are exactly the char n-grams of those two words
+    extra = task.buckets_of([1, 4, 2])[len(words_only.buckets_of([1, 4, 2])) :]
+    assert extra == char_ngram_buckets(["wake", "me"], (3, 4), task.config.buckets)
+    assert task.buckets_of([1, 4, 2])[: -len(extra)] == words_only.buckets_of([1, 4, 2])
+    with pytest.raises(UserError, match="piece_texts"):
+        build(char_ngrams=[3])
+    with pytest.raises(UserError, match="piece_texts has 3 entries"):
+        build(char_ngrams=[3], piece_texts=pieces[:3])
+    with pytest.raises(ValueError, match="char_ngrams must be distinct orders"):
+        IntentTextConfig(char_ngrams=[1, 3])
 
 
 def test_it_learns_intents_from_reference_transcripts_and_reads_the_ctc_hypothesis_at_inference() -> None:

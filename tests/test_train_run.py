@@ -158,7 +158,9 @@ def test_synth_tiny_recipe_trains_from_the_command_line(corpus: Path, tmp_path: 
     assert "trained 2 steps" in result.output
     loaded = mtspeech.load(tmp_path / "run" / "model.pt")
     assert {"slots", "intent_text"} <= set(loaded.model.tasks) and loaded.metadata["trained_steps"] == 2
-    assert loaded.model.tasks["intent_text"].config.word_start_ids  # filled from the run's tokenizer
+    text_intent = loaded.model.tasks["intent_text"].config  # filled from the run's tokenizer:
+    assert text_intent.word_start_ids and text_intent.char_ngrams == [3, 4, 5]
+    assert text_intent.piece_texts is not None and len(text_intent.piece_texts) == text_intent.vocab_size
 
 
 def test_model_carries_the_global_cmvn_fitted_on_the_train_cuts(straight_run: Path, corpus: Path) -> None:

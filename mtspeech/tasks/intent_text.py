@@ -1,11 +1,15 @@
 """``intent_text``: the intent read from the transcript, by a linear classifier over hashed word n-grams.
 
-Design (fastText's, without subwords): the transcript's tokens are cut into words at the pieces that begin one
-(SentencePiece's "▁"), every word and every run of up to ``ngrams`` neighbouring words is hashed into one of
-``buckets`` rows of an embedding bag as wide as the intent vocabulary, and ``scale`` times the mean of the rows
-a transcript hits are its logits (row 0 is hit by every transcript: the class prior). Training reads the
-reference transcript (``Batch.ctc_targets``: teacher forcing); at inference the transcript is the ``asr_ctc``
-greedy hypothesis (hence ``requires = ("asr_ctc",)``) or any token rows passed as ``tokens``.
+Design (fastText's): the transcript's tokens are cut into words at the pieces that begin one (SentencePiece's
+"▁"), every word and every run of up to ``ngrams`` neighbouring words is hashed into one of ``buckets`` rows of an
+embedding bag as wide as the intent vocabulary, and ``scale`` times the mean of the rows a transcript hits are its
+logits (row 0 is hit by every transcript: the class prior). With ``char_ngrams`` (fastText's subwords) the
+character n-grams inside each word, edges marked (``<wake>`` -> ``<wa``, ``wak``, ...), are hashed into the same
+rows: a misrecognised word ("alarn" for "alarm") still shares most of its n-grams with the word the classifier
+learned, which word features alone cannot see (bench/intent_ceiling.py measures both on a model's transcripts).
+
+Training reads the reference transcript (``Batch.ctc_targets``: teacher forcing); at inference the transcript is
+the ``asr_ctc`` greedy hypothesis (hence ``requires = ("asr_ctc",)``) or any token rows passed as ``tokens``.
 
 Why beside the pooled ``intent`` head: with ~20 spoken examples per intent (the demo corpus) the pooled head
 stays near chance in the CPU budget, while a word classifier on the same model's transcripts gets a third of
@@ -22,12 +26,13 @@ transcript their ASR answer shows (the search result, not the greedy path), as t
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from mtspeech.data.batch import IGNORE, Batch
@@ -47,8 +52,22 @@ class IntentTextConfig(TaskConfig):
     )
     buckets: int = Field(1 << 15, ge=16, description="hash buckets for word n-grams (rows of the embedding bag)")
     ngrams: int = Field(2, ge=1, le=4, description="word n-gram orders 1..ngrams")
+    char_ngrams: list[int] = Field(
+        default_factory=list,
+        description="character n-gram orders inside words, e.g. [3, 4, 5] (fastText subwords); empty: words only",
+    )
+    piece_texts: list[str] | None = Field(
+        None, description="text of every text piece (SentencePiece pieces; filled from the tokenizer)"
+    )
     scale: float = Field(100.0, gt=0.0, description="logit scale: an effective learning-rate multiplier (docstring)")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("char_ngrams")
+    @classmethod
+    def _orders(cls, orders: list[int]) -> list[int]:
+        if any(not 2 <= n <= 8 for n in orders) or len(set(orders)) != len(orders):
+            raise ValueError(f"char_ngrams must be distinct orders from 2 to 8, e.g. [3, 4, 5]; got {orders}")
+        return sorted(orders)
 
 
 def stable_hash(values: Sequence[int]) -> int:
@@ -61,8 +80,8 @@ def stable_hash(values: Sequence[int]) -> int:
     return h
 
 
-def word_ngram_buckets(tokens: Sequence[int], word_starts: set[int], ngrams: int, buckets: int) -> list[int]:
-    """Bucket ids of a transcript's word n-grams (orders 1..ngrams), plus bucket 0, which every row hits."""
+def split_words(tokens: Sequence[int], word_starts: set[int]) -> list[tuple[int, ...]]:
+    """Piece ids cut into words: a new word begins at every piece in ``word_starts``."""
     words: list[tuple[int, ...]] = []
     current: list[int] = []
     for token in tokens:
@@ -72,6 +91,12 @@ def word_ngram_buckets(tokens: Sequence[int], word_starts: set[int], ngrams: int
         current.append(int(token))
     if current:
         words.append(tuple(current))
+    return words
+
+
+def word_ngram_buckets(tokens: Sequence[int], word_starts: set[int], ngrams: int, buckets: int) -> list[int]:
+    """Bucket ids of a transcript's word n-grams (orders 1..ngrams), plus bucket 0, which every row hits."""
+    words = split_words(tokens, word_starts)
     found = [0]
     for order in range(1, ngrams + 1):
         for i in range(len(words) - order + 1):
@@ -79,6 +104,20 @@ def word_ngram_buckets(tokens: Sequence[int], word_starts: set[int], ngrams: int
             for word in words[i : i + order]:
                 flat.extend((*word, -1))  # -1 separates words: ("ab", "c") and ("a", "bc") differ
             found.append(1 + stable_hash(flat) % (buckets - 1))
+    return found
+
+
+def char_ngram_buckets(words: Sequence[str], orders: Sequence[int], buckets: int) -> list[int]:
+    """Bucket ids of the character n-grams inside each word, the word's edges marked with ``<`` and ``>``.
+
+    Hashed with zlib's CRC-32 of the UTF-8 n-gram: as stable across processes as :func:`stable_hash` and, being C,
+    about 10x faster on the ~150 n-grams of a sentence, which every training step hashes for its SLU rows."""
+    found = []
+    for word in words:
+        marked = f"<{word}>"
+        for order in orders:
+            for i in range(len(marked) - order + 1):
+                found.append(1 + zlib.crc32(marked[i : i + order].encode()) % (buckets - 1))
     return found
 
 
@@ -100,6 +139,12 @@ class TranscriptIntentTask(Task):
         bag.weight.register_hook(lambda grad: grad / config.scale)
         self.head = nn.ModuleDict({"bag": bag})
         self._word_starts = set(self.require("word_start_ids"))
+        # Piece texts without SentencePiece's word-start mark: a word's text is its pieces joined.
+        self._piece_texts = [p.replace("\u2581", "") for p in self.require("piece_texts")] if config.char_ngrams else []
+        if config.char_ngrams and len(self._piece_texts) != self.require("vocab_size"):
+            raise UserError(
+                f"intent_text: piece_texts has {len(self._piece_texts)} entries but vocab_size is {config.vocab_size}"
+            )
 
     @classmethod
     def key(cls) -> str:
@@ -112,7 +157,14 @@ class TranscriptIntentTask(Task):
         if vocab is None:
             raise UserError("task 'intent_text' needs the 'intent' label vocabulary, but the data has no intents")
         starts = [i for i, starts in enumerate(tokenizer.word_starts(range(tokenizer.sp_size))) if starts]
-        return {"num_classes": max(len(vocab), 2), "vocab_size": tokenizer.sp_size, "word_start_ids": starts}
+        # "▁wake" -> "wake"; the blank and the unknown piece have no text
+        pieces = ["" if i == tokenizer.unk_id else tokenizer.decode([i]) for i in range(tokenizer.sp_size)]
+        return {
+            "num_classes": max(len(vocab), 2),
+            "vocab_size": tokenizer.sp_size,
+            "word_start_ids": starts,
+            "piece_texts": pieces,
+        }
 
     def target(self, batch: Batch) -> torch.Tensor | None:
         labels = batch.class_targets.get(INTENT_VOCAB)
@@ -122,10 +174,19 @@ class TranscriptIntentTask(Task):
 
     def logits_of(self, tokens: Sequence[Sequence[int]], device: torch.device) -> torch.Tensor:
         """``(len(tokens), num_classes)`` logits for rows of text-piece ids."""
-        rows = [word_ngram_buckets(row, self._word_starts, self.config.ngrams, self.config.buckets) for row in tokens]
+        rows = [self.buckets_of(row) for row in tokens]
         flat = torch.tensor([b for row in rows for b in row], dtype=torch.long, device=device)
         offsets = torch.tensor([0, *[len(row) for row in rows[:-1]]], dtype=torch.long, device=device).cumsum(0)
         return self.config.scale * self.head["bag"](flat, offsets)
+
+    def buckets_of(self, tokens: Sequence[int]) -> list[int]:
+        """The embedding-bag rows one transcript hits: bucket 0, its word n-grams and (if enabled) char n-grams."""
+        config = self.config
+        found = word_ngram_buckets(tokens, self._word_starts, config.ngrams, config.buckets)
+        if config.char_ngrams:
+            words = ["".join(self._piece_texts[t] for t in word) for word in split_words(tokens, self._word_starts)]
+            found += char_ngram_buckets(words, config.char_ngrams, config.buckets)
+        return found
 
     def loss(self, enc: torch.Tensor, enc_lens: torch.Tensor, batch: Batch) -> TaskLoss:
         labels = self.target(batch)
