@@ -9,7 +9,12 @@ bench/results/learning-curves.json.
 projected (a power law ``error = a * steps^-b`` fitted to the last validation points of the longest run, solved
 for the floor; a projection, printed as such, only where the error is still falling).
 
+A run whose directory is gone (an earlier session's) can be drawn from the points an earlier results file kept:
+``LABEL=RESULTS.json#STORED_LABEL``; its entry then names the file and the command that measured it.
+
     python bench/learning_curves.py --runs recipe=work/runs/synth-small longer=work/runs/synth-small-long
+    python bench/learning_curves.py --runs new=work/runs/synth-small \
+        "old=bench/results/learning-curves.json#recipe (intent_text, no dropout)"
     python bench/learning_curves.py --runs x4=work/runs/ctc-x4 x2=work/runs/ctc-x2 --metrics cer --x-axis minutes \
         --results-name ctc-subsampling --plot docs/images/ctc-subsampling.png
 """
@@ -73,6 +78,21 @@ def read_run(run: Path) -> dict[str, Any]:
     return {"curves": curves, "test": test, "grad_norms": grad_norms(run), **training_summary(run)}
 
 
+def read_stored_run(spec: str) -> dict[str, Any]:
+    """A run's points as an earlier ``bench/results/*.json`` of this script kept them (``FILE#LABEL``)."""
+    file, _, label = spec.partition("#")
+    path = Path(file)
+    if not path.exists():
+        raise SystemExit(f"--runs: {path} does not exist (expected an earlier results file of this script)")
+    stored = json.loads(path.read_text())
+    if label not in stored.get("runs", {}):
+        raise SystemExit(f"--runs: {path} has no run {label!r}; it has {', '.join(map(repr, stored.get('runs', {})))}")
+    run = dict(stored["runs"][label])
+    if "stored_in" not in run:  # a run carried over twice keeps the command that measured it
+        run["stored_in"] = {"file": str(path), "label": label, "command": stored.get("command")}
+    return run
+
+
 def grad_norms(run: Path) -> dict[str, Any] | None:
     """Median of each task's gradient norm at the shared encoder output (the balancer's telemetry.jsonl) over the
     records where every task trains: how hard each task pushes the encoder once all have joined."""
@@ -127,7 +147,7 @@ def plot(runs: dict[str, dict[str, Any]], path: Path, metrics: list[str], x_axis
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("% on valid (line) / test (star)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 5), fontsize=9, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -137,7 +157,11 @@ def plot(runs: dict[str, dict[str, Any]], path: Path, metrics: list[str], x_axis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--runs", nargs="+", required=True, help="run directories (train.jsonl inside), each optionally LABEL=DIR"
+        "--runs",
+        nargs="+",
+        required=True,
+        help="run directories (train.jsonl inside), each optionally LABEL=DIR; or LABEL=RESULTS.json#LABEL for the "
+        "points an earlier results file kept",
     )
     parser.add_argument("--plot", type=Path, default=Path("docs/images/learning-curves.png"))
     parser.add_argument(
@@ -151,7 +175,10 @@ def main() -> None:
         parser.error(f"--metrics: expected names from {', '.join(METRICS)}, got {args.metrics!r}")
     runs = {}
     for spec in args.runs:
-        label, _, directory = spec.rpartition("=")
+        label, _, directory = spec.partition("=") if "#" in spec else spec.rpartition("=")
+        if "#" in directory:
+            runs[label or directory] = read_stored_run(directory)
+            continue
         run = Path(directory)
         if not (run / "train.jsonl").exists():
             parser.error(f"--runs: {run} has no train.jsonl (expected a directory written by mtspeech train)")
