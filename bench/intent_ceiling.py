@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mtspeech.tasks.intent_text import word_char_ngrams
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
@@ -38,9 +40,8 @@ from common import write_results  # noqa: E402
 def features(text: str, char_ngrams: bool = False) -> list[str]:
     words = text.lower().split()
     found = words + [f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
-    if char_ngrams:
-        marked = [f"<{w}>" for w in words]
-        found += [f"#{m[i : i + n]}" for m in marked for n in (3, 4, 5) for i in range(len(m) - n + 1)]
+    if char_ngrams:  # as the intent_text task cuts them
+        found += [f"#{g}" for w in words for g in word_char_ngrams(w, (3, 4, 5))]
     return found
 
 

@@ -17,6 +17,7 @@ from mtspeech.tasks.intent_text import (
     TranscriptIntentTask,
     char_ngram_buckets,
     stable_hash,
+    word_char_ngrams,
     word_ngram_buckets,
 )
 
@@ -49,6 +50,7 @@ def test_words_are_cut_at_word_start_pieces_and_hashed_stably() -> None:
 
 
 def test_character_ngrams_inside_words_are_hashed_stably_and_survive_a_misspelling() -> None:
+    assert word_char_ngrams("wake", (3, 5)) == ["<wa", "wak", "ake", "ke>", "<wake", "wake>"]
     # "<ab>": 3-grams "<ab", "ab>", one 4-gram "<ab>"
     assert len(char_ngram_buckets(["ab"], (3, 4), 1 << 20)) == 3
     assert char_ngram_buckets(["ab"], (5,), 64) == []  # shorter than the order: nothing
