@@ -127,18 +127,25 @@ def project_steps(points: list[list[float]], floor: float, higher: bool, last: i
     return {"fitted_on_steps": [int(p[0]) for p in tail], "exponent": round(float(-slope), 3), "steps": f"{steps:.2g}"}
 
 
+LEGEND_COLUMNS = 5
+
+
 def plot(runs: dict[str, dict[str, Any]], path: Path, metrics: list[str], x_axis: str = "steps") -> None:
     """One panel per metric; x is the training step or the wall-clock minutes since the run started."""
     column, end_key = (0, "steps") if x_axis == "steps" else (1, "wall_minutes")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4 * len(metrics), 5), 4.0), squeeze=False)
+    legend_rows = math.ceil(len(runs) / LEGEND_COLUMNS)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(max(4 * len(metrics), 5), 3.6 + 0.3 * legend_rows), squeeze=False
+    )
     axes = axes[0]
+    colours = plt.get_cmap("tab20" if len(runs) > 10 else "tab10").colors  # a colour per run, past ten too
     for ax, name in zip(axes, metrics, strict=True):
         _, _, floor, higher = METRICS[name]
-        for label, run in runs.items():
+        for i, (label, run) in enumerate(runs.items()):
             points = run["curves"][name]
             if points:
                 xs, ys = [p[column] for p in points], [p[2] for p in points]
-                line = ax.plot(xs, ys, marker="o", ms=3, label=label)[0]
+                line = ax.plot(xs, ys, marker="o", ms=3, label=label, color=colours[i % len(colours)])[0]
                 if name in run["test"]:
                     ax.scatter([run[end_key]], [run["test"][name]], marker="*", s=90, color=line.get_color())
         ax.axhline(floor, ls="--", color="grey", lw=1)
@@ -147,8 +154,8 @@ def plot(runs: dict[str, dict[str, Any]], path: Path, metrics: list[str], x_axis
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("% on valid (line) / test (star)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 5), fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), LEGEND_COLUMNS), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 * legend_rows / fig.get_figheight()))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
