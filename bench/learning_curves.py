@@ -14,7 +14,7 @@ A run whose directory is gone (an earlier session's) can be drawn from the point
 
     python bench/learning_curves.py --runs recipe=work/runs/synth-small longer=work/runs/synth-small-long
     python bench/learning_curves.py --runs new=work/runs/synth-small \
-        "old=bench/results/learning-curves.json#recipe (intent_text, no dropout)"
+        "old=bench/results/learning-curves-73218da.json#recipe (intent_text, no dropout)"
     python bench/learning_curves.py --runs x4=work/runs/ctc-x4 x2=work/runs/ctc-x2 --metrics cer --x-axis minutes \
         --results-name ctc-subsampling --plot docs/images/ctc-subsampling.png
 """

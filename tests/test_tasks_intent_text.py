@@ -61,7 +61,7 @@ def test_character_ngrams_inside_words_are_hashed_stably_and_survive_a_misspelli
 
 
 def test_char_ngrams_read_the_text_of_the_pieces_of_each_word() -> None:
-    pieces = ["", "\u2581wa", "\u2581me", "\u2581up"] + ["ke" if i == 4 else f"x{i}" for i in range(4, VOCAB)]
+    pieces = ["", "wa", "me", "up"] + ["ke" if i == 4 else f"x{i}" for i in range(4, VOCAB)]  # decoded piece texts
     task = build(char_ngrams=[4, 3], piece_texts=pieces)
     assert task.config.char_ngrams == [3, 4]
     words_only = build()

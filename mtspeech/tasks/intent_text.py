@@ -98,7 +98,11 @@ def split_words(tokens: Sequence[int], word_starts: set[int]) -> list[tuple[int,
 
 def word_ngram_buckets(tokens: Sequence[int], word_starts: set[int], ngrams: int, buckets: int) -> list[int]:
     """Bucket ids of a transcript's word n-grams (orders 1..ngrams), plus bucket 0, which every row hits."""
-    words = split_words(tokens, word_starts)
+    return ngram_buckets(split_words(tokens, word_starts), ngrams, buckets)
+
+
+def ngram_buckets(words: Sequence[tuple[int, ...]], ngrams: int, buckets: int) -> list[int]:
+    """:func:`word_ngram_buckets` of a transcript already cut into words."""
     found = [0]
     for order in range(1, ngrams + 1):
         for i in range(len(words) - order + 1):
@@ -118,8 +122,8 @@ def word_char_ngrams(word: str, orders: Sequence[int]) -> list[str]:
 def char_ngram_buckets(words: Sequence[str], orders: Sequence[int], buckets: int) -> list[int]:
     """Bucket ids of the character n-grams inside each word (:func:`word_char_ngrams`).
 
-    Hashed with zlib's CRC-32 of the UTF-8 n-gram: as stable across processes as :func:`stable_hash` and, being C,
-    about 10x faster on the ~150 n-grams of a sentence, which every training step hashes for its SLU rows."""
+    Hashed with zlib's CRC-32 of the UTF-8 n-gram: as stable across processes as :func:`stable_hash`, and C rather
+    than a Python loop, which matters for the ~150 n-grams of a sentence every training step hashes per SLU row."""
     return [1 + zlib.crc32(g.encode()) % (buckets - 1) for word in words for g in word_char_ngrams(word, orders)]
 
 
@@ -141,8 +145,7 @@ class TranscriptIntentTask(Task):
         bag.weight.register_hook(lambda grad: grad / config.scale)
         self.head = nn.ModuleDict({"bag": bag})
         self._word_starts = set(self.require("word_start_ids"))
-        # Piece texts without SentencePiece's word-start mark: a word's text is its pieces joined.
-        self._piece_texts = [p.replace("\u2581", "") for p in self.require("piece_texts")] if config.char_ngrams else []
+        self._piece_texts = self.require("piece_texts") if config.char_ngrams else []  # a word = its pieces joined
         if config.char_ngrams and len(self._piece_texts) != self.require("vocab_size"):
             raise UserError(
                 f"intent_text: piece_texts has {len(self._piece_texts)} entries but vocab_size is {config.vocab_size}"
@@ -159,7 +162,9 @@ class TranscriptIntentTask(Task):
         if vocab is None:
             raise UserError("task 'intent_text' needs the 'intent' label vocabulary, but the data has no intents")
         starts = [i for i, starts in enumerate(tokenizer.word_starts(range(tokenizer.sp_size))) if starts]
-        # "▁wake" -> "wake"; the blank and the unknown piece have no text
+        # Decoded, so without SentencePiece's word-start mark ("▁wake" -> "wake"); the blank and unknown have no text.
+        # A character tokenizer's lone "▁" piece decodes to " ", so there a word reads " wake" and its first n-grams
+        # are "< w", "< wa": the same in training and inference, one edge n-gram more per order than "<wa" words.
         pieces = ["" if i == tokenizer.unk_id else tokenizer.decode([i]) for i in range(tokenizer.sp_size)]
         return {
             "num_classes": max(len(vocab), 2),
@@ -184,10 +189,11 @@ class TranscriptIntentTask(Task):
     def buckets_of(self, tokens: Sequence[int]) -> list[int]:
         """The embedding-bag rows one transcript hits: bucket 0, its word n-grams and (if enabled) char n-grams."""
         config = self.config
-        found = word_ngram_buckets(tokens, self._word_starts, config.ngrams, config.buckets)
+        words = split_words(tokens, self._word_starts)
+        found = ngram_buckets(words, config.ngrams, config.buckets)
         if config.char_ngrams:
-            words = ["".join(self._piece_texts[t] for t in word) for word in split_words(tokens, self._word_starts)]
-            found += char_ngram_buckets(words, config.char_ngrams, config.buckets)
+            texts = ["".join(self._piece_texts[t] for t in word) for word in words]
+            found += char_ngram_buckets(texts, config.char_ngrams, config.buckets)
         return found
 
     def loss(self, enc: torch.Tensor, enc_lens: torch.Tensor, batch: Batch) -> TaskLoss:
