@@ -39,6 +39,7 @@ SIZES: dict[str, list[str]] = {
     "small-x4": ["model.encoder.subsampling_factor=4"],
     "small": [],
     "small-bf16": ["optim.precision=bf16"],  # autocast; matrix products gain on AVX512-BF16, attention loses
+    "small-compile": ["compile=true"],  # torch.compile of each encoder block (inductor; compile time untimed)
     "base": [
         "model.encoder.preset=base",
         "model.encoder.subsampling_factor=4",
@@ -83,12 +84,14 @@ def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dic
     run.stream.next = counting_next  # type: ignore[method-assign]
     progress, window = Progress(), LossWindow(run.tasks)
     run.model.train()
+    warmup_started = time.perf_counter()
     for _ in range(warmup):
         trainer._train_step(run, progress, window)
         progress.step += 1
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    warmup_wall = time.perf_counter() - warmup_started  # with compile=true, mostly compiling
     audio_seconds[0] = 0.0
     started = time.perf_counter()
     for _ in range(steps):
@@ -108,6 +111,7 @@ def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dic
         "tasks": len(run.tasks),
         "steps": steps,
         "sec_per_step": round(wall / steps, 3),
+        "warmup_seconds": round(warmup_wall, 1),
         "audio_seconds": round(audio, 1),
         "audio_seconds_per_second": round(audio / wall, 2),
         "peak_rss_mb": round(peak_rss, 1),

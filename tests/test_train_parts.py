@@ -261,3 +261,17 @@ def test_training_doc_mentions_every_config_key() -> None:
     sections += (cfg.OptimConfig, cfg.EmaConfig, cfg.DistributedConfig)
     missing = [f"{s.__name__}.{key}" for s in sections for key in s.model_fields if f"`{key}`" not in doc]
     assert not missing, f"docs/training.md does not document {missing}"
+
+
+def test_compile_without_a_cpp_compiler_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_fixtures import tiny_config
+
+    import mtspeech.train.build as build
+    from mtspeech.model.model import MultiTaskModel
+
+    model = MultiTaskModel(tiny_config(("asr_ctc",)))
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="compile: true needs a C\\+\\+ compiler"):
+        build.compile_encoder_blocks(model)
+    assert all(block._compiled_call_impl is None for block in model.encoder.blocks)

@@ -8,6 +8,7 @@ vocabularies before the other ranks read them, and rank 0's weights are broadcas
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,6 +109,30 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], conte
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def compile_encoder_blocks(model: MultiTaskModel) -> None:
+    """``torch.compile`` each Conformer block in place (parameter names and checkpoints stay as they are).
+
+    Regional rather than whole-model: every block runs the same code, so one compiled graph serves them all and
+    the compile time does not grow with depth, while the heads (whose inputs change with the curriculum and the
+    missing labels) stay eager; dynamic shapes, because bucketed batches vary in length and size. On the demo's
+    CPU the gain is small (``python bench/train.py --sizes small,small-compile``); it is meant for GPUs.
+    """
+    import torch._functorch.config
+
+    device = next(model.parameters()).device
+    if device.type == "cpu" and not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")):
+        raise UserError(
+            "compile: true needs a C++ compiler for torch.compile on the CPU (g++ or clang++ on PATH, or CXX); "
+            "install one (apt-get install g++) or set compile: false"
+        )
+
+    # The balancers' telemetry and gradient surgery backpropagate per task with retain_graph=True, which
+    # compiled backward functions refuse while they donate (reuse) their saved buffers.
+    torch._functorch.config.donated_buffer = False
+    for block in model.encoder.blocks:
+        block.compile(dynamic=True)
+
+
 def _check_fresh_run_dir(run_dir: Path, manager: CheckpointManager) -> None:
     if manager.latest() is not None or manager.best_path.exists():
         raise UserError(
@@ -173,6 +198,8 @@ def build_run(config: TrainConfig, resume: bool) -> Run:
         apply_fsdp(model, env)  # replaces the parameters by sharded ones: build the balancer after this
     else:
         broadcast_module(model, env)
+    if config.compile:
+        compile_encoder_blocks(model)
     balancer = build_balancer(config.balancer, model, tasks)
     balancer_params = balancer.extra_parameters()
     seed_everything(config.seed + env.rank)  # but independent dropout masks per rank

@@ -135,6 +135,11 @@ class TrainConfig(StrictConfig):
     best_metric: str = Field("loss", description="'loss' (summed valid loss) or TASK.METRIC, e.g. asr_ctc.cer")
     best_mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for accuracy/f1, else min")
     export: Literal["best", "final"] = Field("best", description="weights in the exported model file")
+    compile: bool = Field(
+        False,
+        description="torch.compile every encoder block (regional: the blocks share one compiled graph); "
+        "needs a C++ compiler on CPU",
+    )
     progress_bar: bool = True
     tensorboard: bool = True
     plots: bool = True
