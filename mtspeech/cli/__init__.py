@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from mtspeech import __version__
-from mtspeech.cli import analyze, corpus, data, evaluate, serve, train
+from mtspeech.cli import analyze, corpus, data, evaluate, lm, serve, train
 
 app = typer.Typer(
     name="mtspeech",
@@ -20,6 +20,7 @@ app.add_typer(data.app, name="data")
 app.command("train")(train.train_cmd)
 app.command("evaluate")(evaluate.evaluate_cmd)
 app.command("compare", **evaluate.COMPARE_COMMAND)(evaluate.compare_cmd)
+app.command("lm")(lm.lm_cmd)
 app.command("analyze")(analyze.analyze_cmd)
 app.command("serve")(serve.serve_cmd)
 

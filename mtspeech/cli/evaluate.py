@@ -82,6 +82,9 @@ def evaluate_cmd(
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="Answer tokens at most per utterance."),
     language: str = typer.Option("auto", "--language", help=LANGUAGE_HELP),
     vad_gating: bool = typer.Option(False, "--vad-gating", help="Decode only the speech found by the vad head."),
+    lm_weight: float | None = typer.Option(
+        None, "--lm-weight", help="N-gram LM fusion weight (default: the one mtspeech lm tuned; 0: no LM)."
+    ),
     tasks: str | None = typer.Option(None, "--tasks", help="Only these tasks, e.g. asr,intent (default: all)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report directory (default: MODEL_DIR/eval-SPLIT)."),
     slurp_predictions: Path | None = typer.Option(
@@ -111,6 +114,7 @@ def evaluate_cmd(
         max_tokens=max_tokens,
         language=language,
         vad_gating=vad_gating,
+        lm_weight=lm_weight,
         tasks=tasks,
         max_utterances=max_utterances,
         batch_duration=batch_duration,

@@ -22,9 +22,11 @@ differ: frames ``l``, blank, ``l`` at 0.6 each (the rest on the other symbol) gi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from mtspeech.decode.lm import TokenNgramLM
 from mtspeech.decode.result import Hypothesis
 
 NEG_INF = -math.inf
@@ -101,10 +103,33 @@ def _frame_candidates(
     return out
 
 
-def _prefix_beam_one(steps: list[Step], beam_size: int, blank: int) -> list[tuple[tuple[int, ...], float]]:
-    """Prefix beam search over one utterance's steps; returns ``(prefix, log-prob)`` best first."""
+@dataclass(frozen=True)
+class LmFusion:
+    """Shallow fusion of a token n-gram LM into prefix beam search: prefixes are ranked by
+    ``log P_ctc + weight * log P_lm + bonus * length`` (the bonus offsets the LM's pull towards short answers)."""
+
+    lm: TokenNgramLM
+    weight: float
+    bonus: float = 0.0
+
+
+def _prefix_beam_one(
+    steps: list[Step], beam_size: int, blank: int, fusion: LmFusion | None = None
+) -> list[tuple[tuple[int, ...], float, float | None]]:
+    """Prefix beam search over one utterance's steps; returns ``(prefix, CTC log-prob, LM log-prob or None)``,
+    best first."""
     # prefix -> [log P(prefix, path ends in blank), log P(prefix, path ends in its last label)]
     beam: dict[tuple[int, ...], list[float]] = {(): [0.0, NEG_INF]}
+    lm_logp: dict[tuple[int, ...], float] = {(): 0.0}  # prefix -> log P_lm(prefix) (no sentence end yet)
+
+    def fused(prefix: tuple[int, ...], acoustic: float) -> float:
+        if fusion is None:
+            return acoustic
+        if prefix not in lm_logp:
+            parent = prefix[:-1]
+            lm_logp[prefix] = lm_logp[parent] + fusion.lm.score(fusion.lm.context_of(parent), prefix[-1])
+        return acoustic + fusion.weight * lm_logp[prefix] + fusion.bonus * len(prefix)
+
     for candidates in steps:
         if isinstance(candidates, float):  # skipped blank frames: all mass moves to the blank-ended part
             beam = {prefix: [log_add(*probs) + candidates, NEG_INF] for prefix, probs in beam.items()}
@@ -127,10 +152,19 @@ def _prefix_beam_one(steps: list[Step], beam_size: int, blank: int) -> list[tupl
                     same[1] = log_add(same[1], p_label + logp)
                 else:
                     entry[1] = log_add(entry[1], total + logp)
-        ranked = sorted(grown.items(), key=lambda item: log_add(*item[1]), reverse=True)
+        ranked = sorted(grown.items(), key=lambda item: fused(item[0], log_add(*item[1])), reverse=True)
         # A repeat right after its own label has no blank-ended mass yet: such prefixes can stay impossible.
         beam = {prefix: probs for prefix, probs in ranked[:beam_size] if log_add(*probs) > NEG_INF}
-    return [(prefix, log_add(*probs)) for prefix, probs in beam.items()]
+    if fusion is None:
+        return [(prefix, log_add(*probs), None) for prefix, probs in beam.items()]
+    lm = fusion.lm
+    finished = []
+    for prefix, probs in beam.items():
+        fused(prefix, 0.0)  # fills lm_logp for a prefix that never went through a ranking (the empty one)
+        sentence = lm_logp[prefix] + lm.score(lm.context_of(prefix), lm.eos)
+        finished.append((prefix, log_add(*probs), sentence))
+    key = lambda item: item[1] + fusion.weight * item[2] + fusion.bonus * len(item[0])  # noqa: E731
+    return sorted(finished, key=key, reverse=True)
 
 
 def ctc_prefix_beam_search(
@@ -140,16 +174,25 @@ def ctc_prefix_beam_search(
     token_topk: int | None = None,
     blank: int = 0,
     blank_skip: float | None = None,
+    fusion: LmFusion | None = None,
 ) -> list[list[Hypothesis]]:
-    """The ``beam_size`` best label sequences per utterance, best first; ``score`` = log of their probability
+    """The ``beam_size`` best label sequences per utterance, best first; ``ctc_score`` = log of their probability
     summed over all alignments (exact when the beam is wide enough to keep every prefix and ``blank_skip`` is
-    None)."""
+    None). ``score`` is the same, or with ``fusion`` the fused score the hypotheses are ranked by (``lm_score``:
+    the LM's log-probability of the tokens and the sentence end)."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     if blank_skip is not None and not 0.0 < blank_skip <= 1.0:
         raise ValueError(f"blank_skip must be a probability in (0, 1] or None, got {blank_skip}")
     results = []
     for steps in _frame_candidates(log_probs, lengths, token_topk, blank, blank_skip):
-        ranked = _prefix_beam_one(steps, beam_size, blank)
-        results.append([Hypothesis(tokens=list(p), score=s, ctc_score=s, finish="frames") for p, s in ranked])
+        hypotheses = []
+        for prefix, acoustic, lm_score in _prefix_beam_one(steps, beam_size, blank, fusion):
+            score = acoustic
+            if fusion is not None and lm_score is not None:
+                score += fusion.weight * lm_score + fusion.bonus * len(prefix)
+            hypotheses.append(
+                Hypothesis(tokens=list(prefix), score=score, ctc_score=acoustic, finish="frames", lm_score=lm_score)
+            )
+        results.append(hypotheses)
     return results

@@ -29,10 +29,11 @@ from mtspeech.data.features import encoder_frame_times
 from mtspeech.data.tokenizer import Tokenizer
 from mtspeech.decode.answers import AnswerBuilder, PieceContext
 from mtspeech.decode.beam import beam_search
-from mtspeech.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search
+from mtspeech.decode.ctc import LmFusion, ctc_greedy_search, ctc_prefix_beam_search
 from mtspeech.decode.grammar import AnswerGrammar, VocabLayout
 from mtspeech.decode.incremental import CachedDecoderStep
 from mtspeech.decode.joint import CTCPrefixScorer
+from mtspeech.decode.lm import TokenNgramLM
 from mtspeech.decode.options import DecodingOptions, VadOptions
 from mtspeech.decode.rescoring import attention_rescoring
 from mtspeech.decode.result import DecodingResult, Hypothesis, empty_result, merge_results
@@ -68,10 +69,22 @@ class Piece:
 class ModelDecoder:
     """Decode with every mode of :mod:`mtspeech.decode` on one model; see the module docstring."""
 
-    def __init__(self, model: nn.Module, tokenizer: Tokenizer, vocabs: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Tokenizer,
+        vocabs: Mapping[str, Any] | None = None,
+        lm: TokenNgramLM | None = None,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.vocabs = dict(vocabs or {})
+        if lm is not None and lm.vocab_size != tokenizer.sp_size:
+            raise UserError(
+                f"the n-gram LM covers {lm.vocab_size} text pieces but the tokenizer has {tokenizer.sp_size}: "
+                "it was estimated for another tokenizer"
+            )
+        self.lm = lm
         self.layout = VocabLayout.from_tokenizer(tokenizer)
         feature_shift = float(model.frontend.frame_shift)
         self.frame_shift = feature_shift * model.encoder.subsampling_factor
@@ -82,7 +95,7 @@ class ModelDecoder:
     @classmethod
     def from_loaded(cls, loaded: Any) -> ModelDecoder:
         """From :func:`mtspeech.model.package.load_model`'s ``LoadedModel``."""
-        return cls(loaded.model, loaded.tokenizer, loaded.vocabs)
+        return cls(loaded.model, loaded.tokenizer, loaded.vocabs, getattr(loaded, "lm", None))
 
     # --- decoder and CTC as plain functions -----------------------------------------------------------
     def step(self, tokens: torch.Tensor, memory: torch.Tensor, memory_valid: torch.Tensor) -> torch.Tensor:
@@ -296,6 +309,16 @@ class ModelDecoder:
             results.append(builder.build(hypothesis, context))
         return results
 
+    def _fusion(self, options: DecodingOptions) -> LmFusion | None:
+        if options.lm_weight <= 0:
+            return None
+        if self.lm is None:
+            raise UserError(
+                "decoding option lm_weight needs an n-gram language model in the model file "
+                "(add one with: mtspeech lm --model MODEL --data CORPUS)"
+            )
+        return LmFusion(self.lm, options.lm_weight, options.lm_bonus)
+
     def _search(
         self,
         memory: torch.Tensor,
@@ -307,6 +330,7 @@ class ModelDecoder:
     ) -> list[Hypothesis]:
         """The best hypothesis of each piece under ``options.mode``."""
         mode, blank = options.mode, self.layout.blank_id
+        fusion = self._fusion(options)
         if mode == "ctc_greedy":
             assert ctc is not None
             return ctc_greedy_search(ctc, lens, blank=blank)
@@ -315,7 +339,7 @@ class ModelDecoder:
             return [
                 n[0]
                 for n in ctc_prefix_beam_search(
-                    ctc, lens, options.beam_size, options.ctc_token_topk, blank, options.ctc_blank_skip
+                    ctc, lens, options.beam_size, options.ctc_token_topk, blank, options.ctc_blank_skip, fusion
                 )
             ]
         prompts = [
@@ -324,10 +348,20 @@ class ModelDecoder:
         if mode == "attention_rescoring":
             assert ctc is not None
             width = max(options.beam_size, options.nbest)
-            found = ctc_prefix_beam_search(ctc, lens, width, options.ctc_token_topk, blank, options.ctc_blank_skip)
+            found = ctc_prefix_beam_search(
+                ctc, lens, width, options.ctc_token_topk, blank, options.ctc_blank_skip, fusion
+            )
             nbest = [n[: options.nbest] for n in found]
             rescored = attention_rescoring(
-                self.sequence_log_probs, memory, valid, prompts, nbest, options.ctc_weight, self.layout.eot_id
+                self.sequence_log_probs,
+                memory,
+                valid,
+                prompts,
+                nbest,
+                options.ctc_weight,
+                self.layout.eot_id,
+                options.lm_weight,
+                options.lm_bonus,
             )
             return [r[0] for r in rescored]
         grammar = AnswerGrammar(self.layout, options.task, options.timestamps)

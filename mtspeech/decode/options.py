@@ -88,6 +88,9 @@ class DecodingOptions(_FromDict):
     ctc_token_topk: int | None = 8  # CTC prefix beam: tokens kept per frame (None: all); docs/decoding.md
     ctc_blank_skip: float | None = 0.999  # CTC prefix beam: frames this sure of blank are one cheap step (None: off)
     nbest: int = 10  # attention rescoring: CTC hypotheses handed to the decoder
+    # n-gram LM shallow fusion (CTC prefix beam and attention rescoring; the model file must carry an LM)
+    lm_weight: float = 0.0  # 0: off
+    lm_bonus: float = 0.0  # added per answer token, against the LM's preference for short answers
     # --- guards -----------------------------------------------------------------------------------
     max_length_ratio: float = 1.0  # answer tokens per encoder frame (40 ms) at most
     max_tokens: int = 448  # answer tokens at most, whatever the audio length
@@ -140,6 +143,15 @@ class DecodingOptions(_FromDict):
             raise _fail("", "ctc_blank_skip", "a probability in (0, 1] or null", self.ctc_blank_skip)
         if not 0.0 <= self.ctc_weight <= 1.0:
             raise _fail("", "ctc_weight", "in [0, 1]", self.ctc_weight)
+        if not 0.0 <= self.lm_weight <= 10.0:
+            raise _fail("", "lm_weight", "in [0, 10]", self.lm_weight)
+        if not -20.0 <= self.lm_bonus <= 20.0:
+            raise _fail("", "lm_bonus", "in [-20, 20]", self.lm_bonus)
+        if self.lm_weight > 0 and self.mode not in ("ctc_prefix_beam", "attention_rescoring"):
+            raise UserError(
+                f"decoding option lm_weight fuses the n-gram LM into CTC prefix beam search: use mode "
+                f"ctc_prefix_beam or attention_rescoring, not {self.mode!r}"
+            )
         if self.patience < 1.0:
             raise _fail("", "patience", ">= 1.0", self.patience)
         if self.max_length_ratio <= 0:

@@ -57,10 +57,13 @@ def attention_rescoring(
     nbest: Sequence[Sequence[Hypothesis]],
     ctc_weight: float,
     eot_id: int,
+    lm_weight: float = 0.0,
+    lm_bonus: float = 0.0,
 ) -> list[list[Hypothesis]]:
     """Rescore each utterance's CTC n-best (``ctc_score`` set, as prefix beam search returns them) after its
     prompt (``prompts``: one per utterance); returns them re-ranked best first, with
-    ``score = ctc_weight * ctc + (1 - ctc_weight) * attention`` (raw sums, as WeNet: both cover the same tokens)."""
+    ``score = ctc_weight * ctc + (1 - ctc_weight) * attention`` (raw sums, as WeNet: both cover the same tokens),
+    plus ``lm_weight * lm_score + lm_bonus * length`` for hypotheses an n-gram LM scored during the search."""
     if not 0.0 <= ctc_weight <= 1.0:
         raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
     results = []
@@ -72,13 +75,17 @@ def attention_rescoring(
         rescored = []
         for hypothesis, att_score in zip(hypotheses, att.tolist(), strict=True):
             ctc_score = hypothesis.ctc_score if hypothesis.ctc_score is not None else hypothesis.score
+            score = _mix(ctc_score, att_score, ctc_weight)
+            if hypothesis.lm_score is not None:
+                score += lm_weight * hypothesis.lm_score + lm_bonus * len(hypothesis.tokens)
             rescored.append(
                 Hypothesis(
                     tokens=list(hypothesis.tokens),
-                    score=_mix(ctc_score, att_score, ctc_weight),
+                    score=score,
                     att_score=att_score,
                     ctc_score=ctc_score,
                     finish=hypothesis.finish,
+                    lm_score=hypothesis.lm_score,
                 )
             )
         results.append(sorted(rescored, key=lambda h: h.score, reverse=True))

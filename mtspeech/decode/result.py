@@ -15,7 +15,8 @@ class Hypothesis:
 
     ``score`` is what the search ranked by (log domain): the path log-probability for CTC greedy, the total
     log-probability over all alignments for CTC prefix beam, ``(1 - lambda) * attention + lambda * CTC`` for
-    joint decoding and rescoring. ``att_score`` / ``ctc_score`` are the parts when both exist. ``finish``:
+    joint decoding and rescoring, plus ``lm_weight * lm_score + lm_bonus * length`` when an n-gram LM is fused.
+    ``att_score`` / ``ctc_score`` / ``lm_score`` are the parts when they exist. ``finish``:
     ``eot`` (the decoder ended it), ``length`` (the max-length guard did), ``frames`` (CTC ran out of frames),
     ``empty`` (nothing could be decoded).
     """
@@ -25,6 +26,7 @@ class Hypothesis:
     att_score: float | None = None
     ctc_score: float | None = None
     finish: Finish = "eot"
+    lm_score: float | None = None  # log P of the tokens and the sentence end under the n-gram LM, when fused
 
     @property
     def num_scored(self) -> int:

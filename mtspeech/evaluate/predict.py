@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 # Evaluation task names (mtspeech.evaluate.scoring.HEADLINE) in report order.
 EVAL_TASKS = ("asr", "st", "intent", "slots", "lid", "vad", "emotion", "accent", "speaker", "gender")
 AUTO = "auto"
+FUSION_MODES = ("ctc_prefix_beam", "attention_rescoring")  # the modes whose CTC search can fuse the n-gram LM
 
 
 @dataclass
@@ -57,6 +58,7 @@ class PredictOptions:
     max_tokens: int | None = None  # answer tokens at most (None: the decoding default)
     language: Literal["auto", "reference"] = "auto"  # decoder prompt language: lid head (else reference) / reference
     vad_gating: bool = False  # decode only the speech segments found by the model's vad head
+    lm_weight: float | None = None  # n-gram LM fusion: None = the weight tuned into the model's LM (0 without one)
     batch_duration: float = 60.0  # seconds of padded audio per batch
     max_utterances: int | None = None  # the first N cuts of the split
     tasks: tuple[str, ...] | None = None  # evaluation tasks to predict (EVAL_TASKS); None: all the model can
@@ -133,11 +135,24 @@ def resolve_decoding(loaded: LoadedModel, options: PredictOptions) -> DecodingOp
         else:
             mode = "ctc_prefix_beam" if "asr_ctc" in heads else "attention_beam"
     values: dict[str, Any] = {"mode": mode, "beam_size": options.beam_size, "nbest": options.beam_size}
+    values |= lm_fusion_values(loaded, mode, options.lm_weight)
     if options.max_tokens is not None:
         values["max_tokens"] = options.max_tokens
     if options.vad_gating:
         values["vad"] = VadOptions()
     return DecodingOptions.from_dict(values)
+
+
+def lm_fusion_values(loaded: LoadedModel, mode: str, weight: float | None = None) -> dict[str, float]:
+    """``lm_weight`` / ``lm_bonus`` decoding values: the ones ``mtspeech lm`` tuned into the model's LM, or
+    ``weight`` when given (with the tuned bonus); nothing for a model without an LM or a mode that cannot fuse."""
+    lm = getattr(loaded, "lm", None)
+    if weight is not None and weight > 0 and lm is None:
+        raise UserError("an LM weight needs a model file with an n-gram LM (add one: mtspeech lm --model M --data D)")
+    if lm is None or mode not in FUSION_MODES:
+        return {}
+    tuned_weight = float(lm.metadata.get("weight", 0.0))
+    return {"lm_weight": tuned_weight if weight is None else weight, "lm_bonus": float(lm.metadata.get("bonus", 0.0))}
 
 
 def make_batches(cuts: Sequence[Any], batch_duration: float) -> list[list[Any]]:
@@ -215,7 +230,9 @@ class Predictor:
         # The slots head tags the ASR transcript, so it needs ASR decoding even when ASR itself is not asked for.
         needs_asr = "asr" in self.sources or self.sources.get("slots") == "slots head"
         self.decoding = resolve_decoding(loaded, self.options) if needs_asr else None
-        self.reader = TaskReader(self.model, self.tokenizer, self.vocabs, self.sources, self.decoding, self.options)
+        self.reader = TaskReader(
+            self.model, self.tokenizer, self.vocabs, self.sources, self.decoding, self.options, loaded.lm
+        )
         if self.decoding is not None:
             self.reader.decoder._check_model(
                 self.decoding
@@ -229,6 +246,8 @@ class Predictor:
         if self.decoding is not None:
             info["decoding"] = self.decoding.mode
             info["beam_size"] = self.decoding.beam_size
+            if self.decoding.lm_weight > 0:
+                info["lm_weight"], info["lm_bonus"] = self.decoding.lm_weight, self.decoding.lm_bonus
             info["vad_gating"] = self.decoding.vad is not None
         return info
 

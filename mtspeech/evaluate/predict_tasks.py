@@ -17,6 +17,7 @@ import torch
 from mtspeech.data.features import encoder_frame_times
 from mtspeech.data.schema import SlotSpan
 from mtspeech.decode.decoding import ModelDecoder
+from mtspeech.decode.lm import TokenNgramLM
 from mtspeech.decode.options import CTC_MODES, DecodingOptions, VadOptions
 from mtspeech.decode.result import DecodingResult
 from mtspeech.decode.vad_gating import segment_times, speech_segments
@@ -58,6 +59,7 @@ class TaskReader:
         sources: Mapping[str, str],
         decoding: DecodingOptions | None,
         options: PredictOptions,
+        lm: TokenNgramLM | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -65,7 +67,7 @@ class TaskReader:
         self.sources = dict(sources)
         self.decoding = decoding
         self.options = options
-        self.decoder = ModelDecoder(model, tokenizer, self.vocabs)
+        self.decoder = ModelDecoder(model, tokenizer, self.vocabs, lm)
 
     def read(self, task: str, batch: EncodedBatch) -> None:
         """Fill ``task``'s field of every prediction in ``batch``."""

@@ -27,6 +27,7 @@ import torch
 
 from mtspeech.data.labels import LabelVocab, vocabs_from_dict, vocabs_to_dict
 from mtspeech.data.tokenizer import Tokenizer
+from mtspeech.decode.lm import TokenNgramLM
 from mtspeech.errors import UserError
 from mtspeech.model.config import ModelConfig
 from mtspeech.model.model import MultiTaskModel
@@ -45,6 +46,7 @@ class LoadedModel:
     tokenizer: Tokenizer
     vocabs: dict[str, LabelVocab]
     metadata: dict[str, Any] = field(default_factory=dict)
+    lm: TokenNgramLM | None = None  # the n-gram LM for shallow fusion, when `mtspeech lm` added one
 
     @property
     def config(self) -> ModelConfig:
@@ -57,8 +59,10 @@ def save_model(
     tokenizer: Tokenizer,
     vocabs: Mapping[str, LabelVocab],
     metadata: Mapping[str, Any] | None = None,
+    lm: TokenNgramLM | None = None,
 ) -> Path:
-    """Write ``model`` with its tokenizer, label vocabularies and ``metadata`` (JSON-able) to ``path`` atomically."""
+    """Write ``model`` with its tokenizer, label vocabularies, ``metadata`` (JSON-able) and optionally an n-gram
+    LM to ``path`` atomically."""
     from mtspeech import __version__
     from mtspeech.train.checkpoint import atomic_torch_save
 
@@ -78,6 +82,8 @@ def save_model(
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": metadata,
     }
+    if lm is not None:
+        payload["lm"] = lm.to_dict()
     return atomic_torch_save(payload, path)
 
 
@@ -133,4 +139,10 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Lo
         ) from None
     model.to(map_location).eval()
     metadata = payload["metadata"] if isinstance(payload["metadata"], dict) else {}
-    return LoadedModel(model, tokenizer, vocabs, metadata)
+    lm = None
+    if payload.get("lm") is not None:
+        try:
+            lm = TokenNgramLM.from_dict(payload["lm"])
+        except (KeyError, TypeError, ValueError, AttributeError, UserError) as err:
+            raise UserError(f"model file holds an unreadable n-gram language model: {err}", path=path) from None
+    return LoadedModel(model, tokenizer, vocabs, metadata, lm)

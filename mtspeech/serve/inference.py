@@ -30,6 +30,7 @@ import torch
 
 from mtspeech.data.features import encoder_frame_times, pad_waveforms
 from mtspeech.decode.decoding import ModelDecoder
+from mtspeech.decode.lm import TokenNgramLM
 from mtspeech.decode.options import CTC_MODES, DecodingOptions, VadOptions
 from mtspeech.decode.result import DecodingResult
 from mtspeech.errors import UserError
@@ -44,23 +45,36 @@ CLASSIFIER_HEADS |= {"speaker": "speaker", "gender": "gender"}
 MIN_ENCODER_FRAMES = 1
 
 
-def default_decoding(model: torch.nn.Module) -> DecodingOptions:
+def default_decoding(model: torch.nn.Module, lm: TokenNgramLM | None = None) -> DecodingOptions:
     """The service's default: CTC prefix beam search with CTC-aligned word times when the model has a CTC head
     (its cost is small beside the encoder's, so every other answer stays nearly free), else the attention decoder.
-    ``attention_rescoring`` (WeNet's default) is one ``--decode-mode`` away when accuracy matters more."""
+    ``attention_rescoring`` (WeNet's default) is one ``--decode-mode`` away when accuracy matters more. A model
+    file with an n-gram LM (``mtspeech lm``) fuses it into the CTC search at the weight tuned for it."""
     if "asr_ctc" in model.tasks:
-        return DecodingOptions(mode="ctc_prefix_beam", beam_size=4, word_timestamps=True)
+        return DecodingOptions(mode="ctc_prefix_beam", beam_size=4, word_timestamps=True, **_tuned_fusion(lm))
     return DecodingOptions(mode="attention_beam", beam_size=4)
 
 
+def _tuned_fusion(lm: TokenNgramLM | None) -> dict[str, float]:
+    if lm is None:
+        return {}
+    return {"lm_weight": float(lm.metadata.get("weight", 0.0)), "lm_bonus": float(lm.metadata.get("bonus", 0.0))}
+
+
 def decoding_options(
-    model: torch.nn.Module, mode: str | None = None, beam_size: int | None = None, max_tokens: int | None = None
+    model: torch.nn.Module,
+    mode: str | None = None,
+    beam_size: int | None = None,
+    max_tokens: int | None = None,
+    lm: TokenNgramLM | None = None,
 ) -> DecodingOptions:
     """:func:`default_decoding` with the command-line overrides applied (None keeps the default)."""
-    options = default_decoding(model)
+    options = default_decoding(model, lm)
     changes: dict[str, Any] = {}
     if mode is not None:
         changes["mode"] = mode
+        if mode not in ("ctc_prefix_beam", "attention_rescoring"):
+            changes.update(lm_weight=0.0, lm_bonus=0.0)  # only the CTC prefix search fuses the LM
     if beam_size is not None:
         changes.update(beam_size=beam_size, nbest=beam_size)
     if max_tokens is not None:
@@ -115,8 +129,8 @@ class ModelAnalyzer:
         self.tokenizer = loaded.tokenizer
         self.vocabs = dict(loaded.vocabs)
         self.metadata = dict(loaded.metadata)
-        self.decoder = ModelDecoder(model, self.tokenizer, self.vocabs)
-        self.decoding = decoding or default_decoding(model)
+        self.decoder = ModelDecoder(model, self.tokenizer, self.vocabs, loaded.lm)
+        self.decoding = decoding or default_decoding(model, loaded.lm)
         self.vad_options = vad or VadOptions()
         self.quantize = quantize
         self.name = name
@@ -288,7 +302,9 @@ class ModelAnalyzer:
         return batch.transcripts
 
     def _decoder_options(self, **changes: Any) -> DecodingOptions:
-        base = self.decoding.replace(mode="attention_beam", timestamps=False, word_timestamps=False)
+        base = self.decoding.replace(
+            mode="attention_beam", timestamps=False, word_timestamps=False, lm_weight=0.0, lm_bonus=0.0
+        )
         return base.replace(**changes)
 
     def _translation(self, batch: _Batch, targets: list[str | None]) -> list[dict[str, Any] | None]:
@@ -361,5 +377,5 @@ def load_analyzer(
     loaded = load_model(path)
     options.setdefault("name", Path(path).name)
     if "decoding" not in options:
-        options["decoding"] = decoding_options(loaded.model, mode, beam_size, max_tokens)
+        options["decoding"] = decoding_options(loaded.model, mode, beam_size, max_tokens, loaded.lm)
     return ModelAnalyzer(loaded, **options)

@@ -1,0 +1,68 @@
+"""``mtspeech lm``: an n-gram LM estimated, tuned and stored in the model file, then used by evaluate and serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from serve_fixtures import build_model_file
+from typer.testing import CliRunner
+
+from mtspeech.cli import app
+from mtspeech.decode.lm import TokenNgramLM
+from mtspeech.evaluate.predict import PredictOptions, resolve_decoding
+from mtspeech.model.package import load_model
+from mtspeech.serve.inference import ModelAnalyzer, decoding_options
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_model_file(tmp_path_factory.mktemp("lm-model") / "model.pt", tasks=("asr_ctc", "lid"))
+
+
+@pytest.fixture(scope="module")
+def with_lm(model_file: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("lm-out") / "model-lm.pt"
+    args = ["lm", "-m", str(model_file), "-d", str(tiny_corpus), "--order", "3", "--weights", "0.3,0.6"]
+    result = CliRunner().invoke(app, [*args, "--bonuses", "0,1", "--max-utterances", "6", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_lm_is_stored_with_its_tuning_and_the_model_is_unchanged(with_lm, model_file: Path) -> None:
+    path, output = with_lm
+    assert "chosen: weight" in output and "CER" in output
+    loaded, original = load_model(path), load_model(model_file)
+    assert original.lm is None and isinstance(loaded.lm, TokenNgramLM)
+    tuning = loaded.lm.metadata["tuning"]
+    assert len(tuning) == 1 + 2 * 2  # no LM, then every weight x bonus
+    best = min(tuning, key=lambda p: (p["cer"], p["weight"], abs(p["bonus"])))
+    assert (loaded.lm.metadata["weight"], loaded.lm.metadata["bonus"]) == (best["weight"], best["bonus"])
+    assert loaded.lm.order == 3 and loaded.lm.vocab_size == loaded.tokenizer.sp_size
+    for key, value in original.model.state_dict().items():
+        assert loaded.model.state_dict()[key].equal(value), key
+
+
+def test_evaluate_and_serve_use_the_tuned_fusion_unless_told_otherwise(with_lm, model_file: Path) -> None:
+    loaded = load_model(with_lm[0])
+    loaded.lm.metadata |= {"weight": 0.4, "bonus": 0.5}  # as if tuning had chosen the LM
+    tuned = resolve_decoding(loaded, PredictOptions())
+    assert tuned is not None and (tuned.lm_weight, tuned.lm_bonus) == (0.4, 0.5)
+    assert resolve_decoding(loaded, PredictOptions(lm_weight=0.0)).lm_weight == 0.0
+    assert decoding_options(loaded.model, lm=loaded.lm).lm_weight == 0.4
+    assert decoding_options(loaded.model, mode="ctc_greedy", lm=loaded.lm).lm_weight == 0.0
+    analyzer = ModelAnalyzer(loaded)
+    assert analyzer.decoding.lm_weight == 0.4 and analyzer.decoder.lm is loaded.lm
+    plain = load_model(model_file)
+    assert resolve_decoding(plain, PredictOptions()).lm_weight == 0.0
+
+
+def test_lm_errors_name_the_problem(model_file: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["lm", "-m", str(model_file), "-d", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0 and "corpus directory not found" in result.output
+    result = runner.invoke(app, ["lm", "-m", str(model_file), "-d", str(tiny_corpus), "--weights", "a,b"])
+    assert result.exit_code != 0 and "--weights: expected comma-separated numbers" in result.output
+    evaluate = ["evaluate", "-m", str(model_file), "-d", str(tiny_corpus), "--lm-weight", "0.5", "--no-progress"]
+    result = runner.invoke(app, [*evaluate, "-o", str(tmp_path / "eval")])
+    assert result.exit_code != 0 and "needs a model file with an n-gram LM" in result.output
