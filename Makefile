@@ -12,8 +12,9 @@ RUN := $(WORK)/runs/synth-$(SIZE)
 setup:
 	bash scripts/setup.sh
 
-## demo: set up, synthesise and check the small corpus, train one model on every task, evaluate it on the
-## test split and answer a few test files through the same inference path as the service.
+## demo: set up, synthesise and check the small corpus, train one model on every task, add an n-gram LM for
+## its CTC search, evaluate it on the test split and answer a few test files through the same inference path
+## as the service.
 demo: setup
 	@if [ -f $(CORPUS)/corpus.json ]; then echo "[demo] reusing $(CORPUS) (make clean to rebuild)"; \
 	else $(BIN)/mtspeech corpus synth --size $(SIZE) --out $(CORPUS); fi
@@ -21,6 +22,9 @@ demo: setup
 	$(BIN)/mtspeech corpus summary $(CORPUS)
 	@if [ -f $(RUN)/model.pt ]; then echo "[demo] reusing $(RUN)/model.pt (make clean to retrain)"; \
 	else $(BIN)/mtspeech train $(RECIPE) $$( ls $(RUN)/checkpoints/step-*.pt >/dev/null 2>&1 && echo --resume ); fi
+	@if $(BIN)/python -c "import sys, mtspeech; sys.exit(mtspeech.load('$(RUN)/model.pt').lm is None)"; then \
+	echo "[demo] $(RUN)/model.pt has its n-gram LM"; \
+	else $(BIN)/mtspeech lm --model $(RUN)/model.pt --data $(CORPUS); fi
 	$(BIN)/mtspeech evaluate --model $(RUN)/model.pt --data $(CORPUS) --split test --out $(RUN)/eval
 	$(BIN)/mtspeech analyze --model $(RUN)/model.pt $$(ls $(CORPUS)/audio/test/*.flac | head -3)
 	@echo "[demo] serve it: $(BIN)/mtspeech serve --model $(RUN)/model.pt  (then open http://127.0.0.1:8000/)"

@@ -5,7 +5,7 @@ evaluation first with ``--evaluate``. Also records how far training got (steps, 
 floors of the issue, so a reader sees at once which are met.
 
     python bench/synth_small.py [--run work/runs/synth-small] [--corpus work/corpus-small] [--evaluate]
-                                [--results-name synth-small]
+                                [--lm-weight W] [--results-name synth-small]
 """
 
 from __future__ import annotations
@@ -66,17 +66,35 @@ def training_summary(run: Path) -> dict[str, object]:
     }
 
 
+def lm_summary(model_path: Path) -> dict[str, object]:
+    """What ``mtspeech lm`` stored with the model: order, size, the tuned weight and bonus and the whole grid."""
+    if not model_path.exists():
+        return {}
+    from mtspeech.model.package import load_model
+
+    loaded = load_model(model_path)
+    if loaded.lm is None:
+        return {}
+    keep = ("order", "sentences", "ngrams", "fit_split", "tune_split", "weight", "bonus", "tuning")
+    return {k: loaded.lm.metadata[k] for k in keep if k in loaded.lm.metadata}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=Path("work/runs/synth-small"))
     parser.add_argument("--corpus", type=Path, default=Path("work/corpus-small"))
     parser.add_argument("--evaluate", action="store_true", help="run mtspeech evaluate first")
     parser.add_argument(
+        "--lm-weight", type=float, help="with --evaluate: n-gram LM weight (0: without the model's LM; default: tuned)"
+    )
+    parser.add_argument(
         "--results-name", default="synth-small", help="writes bench/results/NAME.json (e.g. synth-small-long)"
     )
     args = parser.parse_args()
-    report_path = args.run / "eval" / "report.json"
-    if args.evaluate or not report_path.exists():
+    # A chosen LM weight gets its own report directory: RUN/eval stays the model's default evaluation.
+    eval_dir = args.run / ("eval" if args.lm_weight is None else f"eval-lm{args.lm_weight:g}")
+    report_path = eval_dir / "report.json"
+    if args.evaluate or args.lm_weight is not None or not report_path.exists():
         cmd = [
             sys.executable,
             "-m",
@@ -87,7 +105,9 @@ def main() -> None:
             "--data",
             str(args.corpus),
         ]
-        subprocess.run([*cmd, "--split", "test", "--out", str(args.run / "eval")], check=True)
+        if args.lm_weight is not None:
+            cmd += ["--lm-weight", str(args.lm_weight)]
+        subprocess.run([*cmd, "--split", "test", "--out", str(eval_dir)], check=True)
     report = json.loads(report_path.read_text())
     metrics = report["metrics"]
     figures: dict[str, object] = {}
@@ -112,13 +132,17 @@ def main() -> None:
     figures["geometric_mean"] = round(float(report["score"]), 2) if report.get("score") is not None else None
     Console().print(table)
     command = f"python bench/synth_small.py --run {args.run} --corpus {args.corpus}"
+    if args.lm_weight is not None:
+        command += f" --lm-weight {args.lm_weight:g}"
     if args.results_name != "synth-small":
         command += f" --results-name {args.results_name}"
-    path = write_results(
-        args.results_name,
-        {**figures, "floors": floors, "training": training_summary(args.run), "utterances": report["num_utterances"]},
-        command,
-    )
+    meta = report.get("metadata") or {}
+    decoding = {k: meta[k] for k in ("decoding", "beam_size", "lm_weight", "lm_bonus") if k in meta}
+    summary = {"training": training_summary(args.run), "decoding": decoding, "utterances": report["num_utterances"]}
+    lm = lm_summary(args.run / "model.pt")
+    if lm:
+        summary["lm"] = lm
+    path = write_results(args.results_name, {**figures, "floors": floors, **summary}, command)
     print(f"wrote {path}")
 
 

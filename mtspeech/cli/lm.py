@@ -31,9 +31,9 @@ def lm_cmd(
     data: Path = typer.Option(..., "--data", "-d", help="Corpus directory whose transcripts train and tune the LM."),
     fit_split: str = typer.Option("train", "--fit-split", help="Split whose transcripts estimate the LM."),
     tune_split: str = typer.Option("valid", "--tune-split", help="Split the fusion weight is tuned on (by CER)."),
-    order: int = typer.Option(6, "--order", help="N-gram order in tokenizer pieces (characters for a char model)."),
-    weights: str = typer.Option("0.2,0.35,0.5,0.7", "--weights", help="LM weights to try (comma-separated)."),
-    bonuses: str = typer.Option("0,0.5,1,1.5", "--bonuses", help="Per-token length bonuses to try."),
+    order: int = typer.Option(8, "--order", help="N-gram order in tokenizer pieces (characters for a char model)."),
+    weights: str = typer.Option("0.5,0.7,1,1.3", "--weights", help="LM weights to try (comma-separated)."),
+    bonuses: str = typer.Option("1,1.5,2,2.5,3,3.5", "--bonuses", help="Per-token length bonuses to try."),
     max_utterances: int | None = typer.Option(None, "--max-utterances", help="Tune on the first N cuts only."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Model file to write (default: --model, in place)."),
 ) -> None:

@@ -55,7 +55,7 @@ class TokenNgramLM:
 
     # --- estimation -------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, sentences: Iterable[Sequence[int]], vocab_size: int, order: int = 6) -> TokenNgramLM:
+    def fit(cls, sentences: Iterable[Sequence[int]], vocab_size: int, order: int = 8) -> TokenNgramLM:
         """Estimate from token-id sentences (text pieces, ids in ``1 .. vocab_size - 1``)."""
         if order < 1:
             raise UserError(f"language model order must be >= 1, got {order}")
