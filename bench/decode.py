@@ -8,6 +8,8 @@ Figures, one key per mode (ctc_greedy, ctc_prefix_beam, attention_beam, attentio
     real time); ``search_rtf``: the same without the encoder pass (the search alone);
   * ``relative_to_ctc_greedy``: the mode's seconds / CTC greedy's seconds in this run;
   * ``tokens_per_utterance`` and ``finish`` counts (eot / length / frames): how long the answers were.
+With ``--model`` of a file that carries an n-gram LM (``mtspeech lm``), ``ctc_prefix_beam+lm`` and
+``attention_rescoring+lm`` time the same searches with the LM fused at its tuned weight and bonus.
 ``kv_cache``: attention beam search with the plain step function (whole prefix re-run every step) against the
 cached one (:mod:`mtspeech.decode.incremental`), same answers required.
 
@@ -144,6 +146,7 @@ def main() -> None:
     parser.add_argument("--language", default="en")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (the fastest per mode is reported)")
+    parser.add_argument("--results-name", default="decode", help="writes bench/results/NAME.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -167,17 +170,29 @@ def main() -> None:
             for features, lens in feature_batches:
                 decoder.model.encode(features, lens)
 
-    def decode_all(mode: str) -> list:
+    # A model file with an n-gram LM (mtspeech lm) also times the two modes that fuse it, at its tuned values.
+    lm = decoder.lm.metadata if decoder.lm is not None else None
+    fused = {f"{mode}+lm": mode for mode in ("ctc_prefix_beam", "attention_rescoring")} if lm else {}
+    modes = [*MODES, *fused]
+
+    def decode_all(name: str) -> list:
+        mode = fused.get(name, name)
+        lm_values = {"lm_weight": lm["weight"], "lm_bonus": lm["bonus"]} if name in fused and lm else {}
         options = DecodingOptions(
-            mode=mode, language=args.language, beam_size=args.beam, ctc_weight=args.ctc_weight, max_length_ratio=ratio
+            mode=mode,
+            language=args.language,
+            beam_size=args.beam,
+            ctc_weight=args.ctc_weight,
+            max_length_ratio=ratio,
+            **lm_values,
         )
         return [r for features, lens in feature_batches for r in decoder.decode(features, lens, options)]
 
-    jobs = {"encoder": encode_all, **{mode: (lambda mode=mode: decode_all(mode)) for mode in MODES}}
+    jobs = {"encoder": encode_all, **{mode: (lambda mode=mode: decode_all(mode)) for mode in modes}}
     timings = timed_round_robin(jobs, args.repeats)
     encoder_seconds = timings["encoder"][0]
     figures: dict[str, Any] = {}
-    for mode in MODES:
+    for mode in modes:
         seconds, results = timings[mode]
         figures[mode] = {
             "seconds": round(seconds, 4),
@@ -186,7 +201,7 @@ def main() -> None:
             "tokens_per_utterance": round(sum(len(r.tokens) for r in results) / len(results), 1),
             "finish": dict(Counter(r.finish for r in results)),
         }
-    for mode in MODES:
+    for mode in modes:
         figures[mode]["relative_to_ctc_greedy"] = round(figures[mode]["seconds"] / figures["ctc_greedy"]["seconds"], 2)
     kv_options = DecodingOptions(language=args.language, beam_size=args.beam, max_length_ratio=ratio)
     figures["kv_cache"] = kv_cache_figures(decoder, feature_batches, kv_options, args.repeats)
@@ -202,12 +217,14 @@ def main() -> None:
         "encoder_seconds": round(encoder_seconds, 4),
         "repeats": args.repeats,
     }
-    path = write_results("decode", figures, "python bench/decode.py " + " ".join(sys.argv[1:]))
-    print(f"{'mode':<22}{'rtf':>8}{'search_rtf':>12}{'x greedy':>10}{'tokens':>8}")
-    for mode in MODES:
+    if lm:
+        figures["settings"]["lm"] = {"weight": lm["weight"], "bonus": lm["bonus"], "order": lm.get("order")}
+    path = write_results(args.results_name, figures, "python bench/decode.py " + " ".join(sys.argv[1:]))
+    print(f"{'mode':<26}{'rtf':>8}{'search_rtf':>12}{'x greedy':>10}{'tokens':>8}")
+    for mode in modes:
         row = figures[mode]
         print(
-            f"{mode:<22}{row['rtf']:>8.3f}{row['search_rtf']:>12.3f}{row['relative_to_ctc_greedy']:>10.2f}"
+            f"{mode:<26}{row['rtf']:>8.3f}{row['search_rtf']:>12.3f}{row['relative_to_ctc_greedy']:>10.2f}"
             f"{row['tokens_per_utterance']:>8.1f}"
         )
     print(f"kv cache: {figures['kv_cache']}")
