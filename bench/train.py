@@ -7,9 +7,10 @@ front end's frame shift. Peak memory: the training process' maximum resident set
 worker is a separate process and not counted) or ``torch.cuda.max_memory_allocated`` (GPU). ``small`` (the demo,
 no dropout) also times the same batches with the library's default dropout, alternating (:func:`dropout_cost`),
 and the fused AdamW update against the default one (:func:`adamw_cost`);
-``small-bf16`` is the demo under bf16 autocast. Writes bench/results/train.json.
+``small-bf16`` is the demo under bf16 autocast, ``small-compile`` with ``compile: true`` (its compile time is
+in ``warmup_seconds``, outside the timed steps). Writes bench/results/train.json.
 
-    python bench/train.py [--corpus work/corpus-small] [--sizes tiny,small-x4,small,small-bf16]
+    python bench/train.py [--corpus work/corpus-small] [--sizes tiny,small-x4,small,small-bf16,small-compile]
         [--steps 40] [--device cpu]
 """
 
@@ -179,7 +180,7 @@ def main() -> None:
     parser.add_argument("--corpus", default="work/corpus-small", help="a corpus directory (mtspeech corpus synth)")
     parser.add_argument(
         "--sizes",
-        default="tiny,small-x4,small,small-bf16",
+        default="tiny,small-x4,small,small-bf16,small-compile",
         help=f"comma-separated, from {', '.join(SIZES)}",
     )
     parser.add_argument("--steps", type=int, default=40, help="timed steps per size")

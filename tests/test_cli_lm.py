@@ -31,7 +31,7 @@ def with_lm(model_file: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPa
 
 def test_lm_is_stored_with_its_tuning_and_the_model_is_unchanged(with_lm, model_file: Path) -> None:
     path, output = with_lm
-    assert "chosen: weight" in output and "CER" in output
+    assert "chosen: weight" in output and "CER" in output and "valid transcripts also occur in train" in output
     loaded, original = load_model(path), load_model(model_file)
     assert original.lm is None and isinstance(loaded.lm, TokenNgramLM)
     tuning = loaded.lm.metadata["tuning"]
@@ -39,6 +39,7 @@ def test_lm_is_stored_with_its_tuning_and_the_model_is_unchanged(with_lm, model_
     best = min(tuning, key=lambda p: (p["cer"], p["weight"], abs(p["bonus"])))
     assert (loaded.lm.metadata["weight"], loaded.lm.metadata["bonus"]) == (best["weight"], best["bonus"])
     assert loaded.lm.order == 3 and loaded.lm.vocab_size == loaded.tokenizer.sp_size
+    assert loaded.lm.metadata["tune_transcripts_in_fit_split"] >= 0
     for key, value in original.model.state_dict().items():
         assert loaded.model.state_dict()[key].equal(value), key
 

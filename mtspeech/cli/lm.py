@@ -44,6 +44,7 @@ def lm_cmd(
     from mtspeech.data.corpus import load_cuts
     from mtspeech.decode.lm_fit import TuningPoint, best_point, fit_lm, transcripts, tune_fusion, write_with_lm
     from mtspeech.evaluate.predict import PredictOptions, resolve_decoding, select_cuts
+    from mtspeech.evaluate.text import normalise_text
     from mtspeech.model.package import load_model
 
     if order < 1:
@@ -64,6 +65,11 @@ def lm_cmd(
     base = resolve_decoding(loaded, PredictOptions(lm_weight=0.0))
     assert base is not None  # the model has a CTC head
     tune_cuts = select_cuts(load_cuts(data, tune_split), max_utterances)
+    # A tuning sentence the LM has seen makes the tuned weight too trusting: say how many there are.
+    seen = {normalise_text(t) for t in texts}
+    tune_texts = transcripts(tune_cuts)
+    overlap = sum(normalise_text(t) in seen for t in tune_texts)
+    console.print(f"{overlap} of {len(tune_texts)} {tune_split} transcripts also occur in {fit_split}")
     table = Table(title=f"{base.mode} on {tune_split}: CER / WER by LM weight and length bonus", title_justify="left")
     for header in ("weight", "bonus", "CER %", "WER %"):
         table.add_column(header, justify="right")
@@ -83,6 +89,7 @@ def lm_cmd(
         "order": order,
         "fit_split": fit_split,
         "tune_split": tune_split,
+        "tune_transcripts_in_fit_split": overlap,
         "tuning": [p.__dict__ for p in points],
     }
     path = write_with_lm(loaded, lm, out or model)
