@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from mtspeech.cli import app
 from mtspeech.decode.lm import TokenNgramLM
+from mtspeech.errors import UserError
 from mtspeech.evaluate.predict import PredictOptions, resolve_decoding
 from mtspeech.model.package import load_model
 from mtspeech.serve.inference import ModelAnalyzer, decoding_options
@@ -52,10 +53,15 @@ def test_evaluate_and_serve_use_the_tuned_fusion_unless_told_otherwise(with_lm, 
     assert resolve_decoding(loaded, PredictOptions(lm_weight=0.0)).lm_weight == 0.0
     assert decoding_options(loaded.model, lm=loaded.lm).lm_weight == 0.4
     assert decoding_options(loaded.model, mode="ctc_greedy", lm=loaded.lm).lm_weight == 0.0
+    assert decoding_options(loaded.model, lm=loaded.lm, lm_weight=0.0).lm_weight == 0.0
+    with pytest.raises(UserError, match="lm_weight fuses the n-gram LM"):
+        decoding_options(loaded.model, mode="attention_beam", lm=loaded.lm, lm_weight=0.5)
     analyzer = ModelAnalyzer(loaded)
     assert analyzer.decoding.lm_weight == 0.4 and analyzer.decoder.lm is loaded.lm
     plain = load_model(model_file)
     assert resolve_decoding(plain, PredictOptions()).lm_weight == 0.0
+    with pytest.raises(UserError, match="--lm-weight needs a model file with an n-gram LM"):
+        decoding_options(plain.model, lm=None, lm_weight=0.5)
 
 
 def test_lm_errors_name_the_problem(model_file: Path, tiny_corpus: Path, tmp_path: Path) -> None:

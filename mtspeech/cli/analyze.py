@@ -52,6 +52,9 @@ def analyze_cmd(
     decode_mode: str | None = typer.Option(None, "--decode-mode", help="ASR decoding mode (default: per model)."),
     beam_size: int | None = typer.Option(None, "--beam-size", min=1, help="Beam size of every search."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Answer tokens at most."),
+    lm_weight: float | None = typer.Option(
+        None, "--lm-weight", min=0.0, help="N-gram LM weight in the CTC search (default: as tuned; 0: off)."
+    ),
     quantize: str | None = typer.Option(None, "--quantize", help="int8: dynamic int8 Linear layers (CPU)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     max_seconds: float = typer.Option(600.0, "--max-seconds", help="Longest file accepted, in seconds."),
@@ -77,6 +80,7 @@ def _analyze(**args: Any) -> None:
         mode=args["decode_mode"],
         beam_size=args["beam_size"],
         max_tokens=args["max_tokens"],
+        lm_weight=args["lm_weight"],
         quantize=args["quantize"],
         device=args["device"],
     )

@@ -58,6 +58,9 @@ def serve_cmd(
     decode_mode: str | None = typer.Option(None, "--decode-mode", help="ASR decoding mode (default: per model)."),
     beam_size: int | None = typer.Option(None, "--beam-size", min=1, help="Beam size of every search."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Answer tokens at most."),
+    lm_weight: float | None = typer.Option(
+        None, "--lm-weight", min=0.0, help="N-gram LM weight in the CTC search (default: as tuned; 0: off)."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     graceful_timeout: float = typer.Option(30.0, "--graceful-timeout", help="Seconds to finish requests on exit."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
@@ -69,7 +72,7 @@ def serve_cmd(
     from mtspeech.serve.audio import AudioLimits
     from mtspeech.serve.inference import load_analyzer
 
-    decoding = {"mode": decode_mode, "beam_size": beam_size, "max_tokens": max_tokens}
+    decoding = {"mode": decode_mode, "beam_size": beam_size, "max_tokens": max_tokens, "lm_weight": lm_weight}
     analyzer = load_analyzer(model, quantize=quantize, device=device, **decoding)
     fallback = None
     if fallback_model is not None:

@@ -67,14 +67,20 @@ def decoding_options(
     beam_size: int | None = None,
     max_tokens: int | None = None,
     lm: TokenNgramLM | None = None,
+    lm_weight: float | None = None,
 ) -> DecodingOptions:
-    """:func:`default_decoding` with the command-line overrides applied (None keeps the default)."""
+    """:func:`default_decoding` with the command-line overrides applied (None keeps the default); ``lm_weight``
+    replaces the LM's tuned weight (0: no LM) and needs a model file with an LM when above 0."""
     options = default_decoding(model, lm)
     changes: dict[str, Any] = {}
+    if lm_weight is not None:
+        if lm_weight > 0 and lm is None:
+            raise UserError("--lm-weight needs a model file with an n-gram LM (add one: mtspeech lm -m M -d DATA)")
+        changes["lm_weight"] = lm_weight
     if mode is not None:
         changes["mode"] = mode
-        if mode not in ("ctc_prefix_beam", "attention_rescoring"):
-            changes.update(lm_weight=0.0, lm_bonus=0.0)  # only the CTC prefix search fuses the LM
+        if mode not in ("ctc_prefix_beam", "attention_rescoring") and lm_weight is None:
+            changes.update(lm_weight=0.0, lm_bonus=0.0)  # only the CTC prefix search fuses the tuned LM
     if beam_size is not None:
         changes.update(beam_size=beam_size, nbest=beam_size)
     if max_tokens is not None:
@@ -368,6 +374,7 @@ def load_analyzer(
     mode: str | None = None,
     beam_size: int | None = None,
     max_tokens: int | None = None,
+    lm_weight: float | None = None,
     **options: Any,
 ) -> ModelAnalyzer:
     """The :class:`ModelAnalyzer` of the model file at ``path``, named after the file unless ``name`` is given;
@@ -377,5 +384,5 @@ def load_analyzer(
     loaded = load_model(path)
     options.setdefault("name", Path(path).name)
     if "decoding" not in options:
-        options["decoding"] = decoding_options(loaded.model, mode, beam_size, max_tokens, loaded.lm)
+        options["decoding"] = decoding_options(loaded.model, mode, beam_size, max_tokens, loaded.lm, lm_weight)
     return ModelAnalyzer(loaded, **options)
