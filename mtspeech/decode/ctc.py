@@ -112,6 +112,9 @@ class LmFusion:
     weight: float
     bonus: float = 0.0
 
+    def ranked_score(self, acoustic: float, lm_logp: float, length: int) -> float:
+        return acoustic + self.weight * lm_logp + self.bonus * length
+
 
 def _prefix_beam_one(
     steps: list[Step], beam_size: int, blank: int, fusion: LmFusion | None = None
@@ -122,13 +125,16 @@ def _prefix_beam_one(
     beam: dict[tuple[int, ...], list[float]] = {(): [0.0, NEG_INF]}
     lm_logp: dict[tuple[int, ...], float] = {(): 0.0}  # prefix -> log P_lm(prefix) (no sentence end yet)
 
-    def fused(prefix: tuple[int, ...], acoustic: float) -> float:
-        if fusion is None:
-            return acoustic
+    def prefix_lm(prefix: tuple[int, ...]) -> float:
+        # Every prefix grows from one in the beam, whose LM score is known: one n-gram lookup per new prefix.
         if prefix not in lm_logp:
+            assert fusion is not None
             parent = prefix[:-1]
             lm_logp[prefix] = lm_logp[parent] + fusion.lm.score(fusion.lm.context_of(parent), prefix[-1])
-        return acoustic + fusion.weight * lm_logp[prefix] + fusion.bonus * len(prefix)
+        return lm_logp[prefix]
+
+    def fused(prefix: tuple[int, ...], acoustic: float) -> float:
+        return acoustic if fusion is None else fusion.ranked_score(acoustic, prefix_lm(prefix), len(prefix))
 
     for candidates in steps:
         if isinstance(candidates, float):  # skipped blank frames: all mass moves to the blank-ended part
@@ -158,13 +164,11 @@ def _prefix_beam_one(
     if fusion is None:
         return [(prefix, log_add(*probs), None) for prefix, probs in beam.items()]
     lm = fusion.lm
-    finished = []
-    for prefix, probs in beam.items():
-        fused(prefix, 0.0)  # fills lm_logp for a prefix that never went through a ranking (the empty one)
-        sentence = lm_logp[prefix] + lm.score(lm.context_of(prefix), lm.eos)
-        finished.append((prefix, log_add(*probs), sentence))
-    key = lambda item: item[1] + fusion.weight * item[2] + fusion.bonus * len(item[0])  # noqa: E731
-    return sorted(finished, key=key, reverse=True)
+    finished = [  # the LM also scores the end of the sentence
+        (prefix, log_add(*probs), prefix_lm(prefix) + lm.score(lm.context_of(prefix), lm.eos))
+        for prefix, probs in beam.items()
+    ]
+    return sorted(finished, key=lambda item: fusion.ranked_score(item[1], item[2], len(item[0])), reverse=True)
 
 
 def ctc_prefix_beam_search(
@@ -190,7 +194,7 @@ def ctc_prefix_beam_search(
         for prefix, acoustic, lm_score in _prefix_beam_one(steps, beam_size, blank, fusion):
             score = acoustic
             if fusion is not None and lm_score is not None:
-                score += fusion.weight * lm_score + fusion.bonus * len(prefix)
+                score = fusion.ranked_score(acoustic, lm_score, len(prefix))
             hypotheses.append(
                 Hypothesis(tokens=list(prefix), score=score, ctc_score=acoustic, finish="frames", lm_score=lm_score)
             )

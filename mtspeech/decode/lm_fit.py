@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from mtspeech.data.features import load_waveform
+from mtspeech.data.features import load_waveform, pad_waveforms
 from mtspeech.data.targets import utterance_view
 from mtspeech.decode.decoding import ModelDecoder, eval_mode
 from mtspeech.decode.lm import TokenNgramLM
@@ -61,11 +60,7 @@ def _encode(loaded: LoadedModel, cuts: Sequence[Any], batch_duration: float) -> 
     encoded = []
     with eval_mode(model), torch.no_grad():
         for batch in make_batches(cuts, batch_duration):
-            waves = [load_waveform(cut) for cut in batch]
-            lengths = torch.tensor([len(w) for w in waves])
-            padded = torch.zeros(len(waves), int(lengths.max()))
-            for row, wave in enumerate(waves):
-                padded[row, : len(wave)] = torch.from_numpy(np.asarray(wave, dtype=np.float32))
+            padded, lengths = pad_waveforms([load_waveform(cut) for cut in batch])
             features, feature_lens = model.features_from_audio(padded, lengths)
             enc, enc_lens = model.encode(features, feature_lens)
             references = [utterance_view(cut).transcript or "" for cut in batch]
