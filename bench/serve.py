@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     trained = args.model is not None
 
     loaded = load(model_path)
-    decoding = decoding_options(loaded.model, args.decode_mode)
+    decoding = decoding_options(loaded.model, args.decode_mode, lm=loaded.lm)  # the service's default decoding
     if not trained:  # a random decoder never ends: bound answers at a speech-like 5 tokens/s (see bench/decode.py)
         decoding = decoding.replace(max_length_ratio=0.2)
     analyzer = ModelAnalyzer(loaded, decoding, name=model_path.name)
@@ -367,16 +367,18 @@ def main(argv: list[str] | None = None) -> None:
     asr_tasks = [t for t in ("asr_ctc", "decoder") if t in loaded.model.tasks]
     if decoding.mode in ("ctc_greedy", "ctc_prefix_beam"):
         asr_tasks = ["asr_ctc"]
-    singles = {
-        task: ModelAnalyzer(load(path), decoding if task == "asr" else None, name=path.name)
-        for task, path in single_task_models(loaded, work, asr_tasks).items()
-    }
+    singles = {}
+    for task, path in single_task_models(loaded, work, asr_tasks).items():
+        single = load(path)
+        single.lm = loaded.lm if task == "asr" else None  # a separate ASR model would use the same LM
+        singles[task] = ModelAnalyzer(single, decoding if task == "asr" else None, name=path.name)
     classifiers = cascade_classifiers(CutSet.from_file(manifest_path(corpus, "cuts", "train")), loaded.tokenizer)
     figures: dict[str, Any] = {
         "settings": {
             "model": str(model_path) if trained else "random 'small' preset, every task",
             "encoder": loaded.model.config.encoder.preset,
             "decoding": decoding.mode,
+            "lm_weight": decoding.lm_weight,
             "corpus": str(corpus),
             "utterances": len(waves),
             "audio_seconds": round(sum(len(w) for w in waves) / 16000, 2),
