@@ -73,3 +73,18 @@ def test_lm_errors_name_the_problem(model_file: Path, tiny_corpus: Path, tmp_pat
     evaluate = ["evaluate", "-m", str(model_file), "-d", str(tiny_corpus), "--lm-weight", "0.5", "--no-progress"]
     result = runner.invoke(app, [*evaluate, "-o", str(tmp_path / "eval")])
     assert result.exit_code != 0 and "needs a model file with an n-gram LM" in result.output
+
+
+def test_a_damaged_lm_or_a_model_without_ctc_is_named(with_lm, tiny_corpus: Path, tmp_path: Path) -> None:
+    import torch
+
+    payload = torch.load(with_lm[0], weights_only=True)
+    payload["lm"] = {"format": "something else"}
+    damaged = tmp_path / "damaged.pt"
+    torch.save(payload, damaged)
+    with pytest.raises(UserError, match="unreadable n-gram language model") as err:
+        load_model(damaged)
+    assert "damaged.pt" in str(err.value)
+    no_ctc = build_model_file(tmp_path / "lid-only.pt", tasks=("lid",))
+    result = CliRunner().invoke(app, ["lm", "-m", str(no_ctc), "-d", str(tiny_corpus)])
+    assert result.exit_code != 0 and "has no asr_ctc head" in result.output
