@@ -24,7 +24,10 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def with_lm(model_file: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("lm-out") / "model-lm.pt"
+    extra = out.parent / "extra.txt"
+    extra.write_text("set an alarm for seven\n\nwhat is the weather in paris\n", encoding="utf-8")
     args = ["lm", "-m", str(model_file), "-d", str(tiny_corpus), "--order", "3", "--weights", "0.3,0.6"]
+    args += ["--text", str(extra)]
     result = CliRunner().invoke(app, [*args, "--bonuses", "0,1", "--max-utterances", "6", "-o", str(out)])
     assert result.exit_code == 0, result.output
     return out, result.output
@@ -32,7 +35,8 @@ def with_lm(model_file: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPa
 
 def test_lm_is_stored_with_its_tuning_and_the_model_is_unchanged(with_lm, model_file: Path) -> None:
     path, output = with_lm
-    assert "chosen: weight" in output and "CER" in output and "valid transcripts also occur in train" in output
+    assert "chosen: weight" in output and "CER" in output
+    assert "valid transcripts also occur in the LM's text (train + --text)" in output
     loaded, original = load_model(path), load_model(model_file)
     assert original.lm is None and isinstance(loaded.lm, TokenNgramLM)
     tuning = loaded.lm.metadata["tuning"]
@@ -40,7 +44,7 @@ def test_lm_is_stored_with_its_tuning_and_the_model_is_unchanged(with_lm, model_
     best = min(tuning, key=lambda p: (p["cer"], p["weight"], abs(p["bonus"])))
     assert (loaded.lm.metadata["weight"], loaded.lm.metadata["bonus"]) == (best["weight"], best["bonus"])
     assert loaded.lm.order == 3 and loaded.lm.vocab_size == loaded.tokenizer.sp_size
-    assert loaded.lm.metadata["tune_transcripts_in_fit_split"] >= 0
+    assert loaded.lm.metadata["tune_transcripts_in_fit_split"] >= 0 and loaded.lm.metadata["text_lines"] == 2
     for key, value in original.model.state_dict().items():
         assert loaded.model.state_dict()[key].equal(value), key
 
@@ -70,6 +74,10 @@ def test_lm_errors_name_the_problem(model_file: Path, tiny_corpus: Path, tmp_pat
     assert result.exit_code != 0 and "corpus directory not found" in result.output
     result = runner.invoke(app, ["lm", "-m", str(model_file), "-d", str(tiny_corpus), "--weights", "a,b"])
     assert result.exit_code != 0 and "--weights: expected comma-separated numbers" in result.output
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    result = runner.invoke(app, ["lm", "-m", str(model_file), "-d", str(tiny_corpus), "--text", str(latin1)])
+    assert result.exit_code != 0 and "--text: not UTF-8 text" in result.output and "latin1.txt" in result.output
     evaluate = ["evaluate", "-m", str(model_file), "-d", str(tiny_corpus), "--lm-weight", "0.5", "--no-progress"]
     result = runner.invoke(app, [*evaluate, "-o", str(tmp_path / "eval")])
     assert result.exit_code != 0 and "needs a model file with an n-gram LM" in result.output

@@ -1,8 +1,9 @@
 """``mtspeech lm --model M --data CORPUS``: add an n-gram language model to a packaged model for shallow fusion.
 
-Estimates a token n-gram LM on one split's transcripts (``train``), tunes its fusion weight and length bonus by
-the CER of the model's own ASR decoding on another split (``valid``), and writes the model file with the LM and
-the tuned values inside; ``evaluate``, ``analyze`` and ``serve`` then use them (``--lm-weight 0`` turns it off).
+Estimates a token n-gram LM on one split's transcripts (``train``) and any ``--text`` files, tunes its fusion
+weight and length bonus by the CER of the model's own ASR decoding on another split (``valid``), and writes the
+model file with the LM and the tuned values inside; ``evaluate``, ``analyze`` and ``serve`` then use them
+(``--lm-weight 0`` turns it off).
 """
 
 from __future__ import annotations
@@ -25,6 +26,20 @@ def _floats(text: str, option: str) -> list[float]:
     return values
 
 
+def read_text_files(paths: list[Path]) -> list[str]:
+    """Non-empty lines of each ``--text`` file (UTF-8)."""
+    lines: list[str] = []
+    for path in paths:
+        if not path.is_file():
+            raise UserError("--text: file not found", path=path)
+        try:
+            content = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise UserError(f"--text: not UTF-8 text ({err.reason} at byte {err.start})", path=path) from None
+        lines += [line.strip() for line in content.splitlines() if line.strip()]
+    return lines
+
+
 @user_errors
 def lm_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="Packaged model file (RUN/model.pt)."),
@@ -34,6 +49,9 @@ def lm_cmd(
     order: int = typer.Option(8, "--order", help="N-gram order in tokenizer pieces (characters for a char model)."),
     weights: str = typer.Option("0.5,0.7,1,1.3", "--weights", help="LM weights to try (comma-separated)."),
     bonuses: str = typer.Option("1,1.5,2,2.5,3,3.5", "--bonuses", help="Per-token length bonuses to try."),
+    text: list[Path] = typer.Option(
+        [], "--text", help="Also estimate on this text file (one sentence per line; may be repeated)."
+    ),
     max_utterances: int | None = typer.Option(None, "--max-utterances", help="Tune on the first N cuts only."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Model file to write (default: --model, in place)."),
 ) -> None:
@@ -58,18 +76,24 @@ def lm_cmd(
     if "asr_ctc" not in loaded.model.tasks:
         raise UserError("the n-gram LM is fused into CTC prefix beam search, and this model has no asr_ctc head")
     texts = transcripts(load_cuts(data, fit_split))
-    lm = fit_lm(texts, loaded.tokenizer, order)
-    console.print(f"LM: order {order}, {lm.metadata['ngrams']:,} n-grams from {len(texts):,} {fit_split} transcripts")
+    extra = read_text_files(text)
+    lm = fit_lm(texts + extra, loaded.tokenizer, order)
+    more = f" and {len(extra):,} lines of --text" if extra else ""
+    console.print(
+        f"LM: order {order}, {lm.metadata['ngrams']:,} n-grams from {len(texts):,} {fit_split} transcripts{more}",
+        highlight=False,
+    )
 
     loaded.lm = None  # the base decoding is the model's own, whatever LM it carried before
     base = resolve_decoding(loaded, PredictOptions(lm_weight=0.0))
     assert base is not None  # the model has a CTC head
     tune_cuts = select_cuts(load_cuts(data, tune_split), max_utterances)
     # A tuning sentence the LM has seen makes the tuned weight too trusting: say how many there are.
-    seen = {normalise_text(t) for t in texts}
+    seen = {normalise_text(t) for t in texts + extra}
     tune_texts = transcripts(tune_cuts)
     overlap = sum(normalise_text(t) in seen for t in tune_texts)
-    console.print(f"{overlap} of {len(tune_texts)} {tune_split} transcripts also occur in {fit_split}")
+    source = fit_split + (" + --text" if extra else "")
+    console.print(f"{overlap} of {len(tune_texts)} {tune_split} transcripts also occur in the LM's text ({source})")
     table = Table(title=f"{base.mode} on {tune_split}: CER / WER by LM weight and length bonus", title_justify="left")
     for header in ("weight", "bonus", "CER %", "WER %"):
         table.add_column(header, justify="right")
@@ -90,6 +114,8 @@ def lm_cmd(
         "fit_split": fit_split,
         "tune_split": tune_split,
         "tune_transcripts_in_fit_split": overlap,
+        "text_files": [str(p) for p in text],
+        "text_lines": len(extra),
         "tuning": [p.__dict__ for p in points],
     }
     path = write_with_lm(loaded, lm, out or model)
