@@ -37,6 +37,15 @@ def test_seen_continuations_beat_unseen_ones_and_sentences_score_as_a_sum() -> N
     assert lm.sentence_score([1, 2, 3]) == pytest.approx(by_hand + lm.score(lm.context_of([1, 2, 3]), lm.eos))
 
 
+def test_lower_orders_count_distinct_predecessors_not_occurrences() -> None:
+    # Token 1 follows only the sentence start (3 times), token 3 only token 2 (once): one distinct predecessor
+    # each, so after an unseen context (the unigram level) they are equally likely, however often 1 was said.
+    lm = TokenNgramLM.fit([[1, 2], [1, 2], [1, 2], [4, 2, 3]], vocab_size=VOCAB, order=2)
+    unseen = (5,)
+    assert lm.score(unseen, 1) == pytest.approx(lm.score(unseen, 3))
+    assert lm.score(unseen, 2) > lm.score(unseen, 1)  # 2 follows 1 and 4: two predecessors
+
+
 def test_saved_lm_scores_like_the_original() -> None:
     lm = TokenNgramLM.fit(SENTENCES, vocab_size=VOCAB, order=4)
     again = TokenNgramLM.from_dict(lm.to_dict())

@@ -72,15 +72,13 @@ class TokenNgramLM:
             total += 1
         if total == 0:
             raise UserError("no transcripts to estimate the language model from")
-        # Lower orders: continuation counts, the number of distinct tokens seen before each n-gram. N-grams that
-        # start at the sentence start have no predecessor: they keep their own counts (as KenLM does).
+        # Lower orders: continuation counts, the number of distinct tokens seen before each n-gram (the sentence
+        # start counts as one). An n-gram that itself begins with the sentence start has only padding before it:
+        # it keeps its own count (as KenLM does).
         for k in range(order - 2, -1, -1):
             for gram in counts[k + 1]:
                 suffix = gram[1:]
-                if gram[0] == bos:
-                    counts[k][suffix] += counts[k + 1][gram]
-                else:
-                    counts[k][suffix] += 1
+                counts[k][suffix] += counts[k + 1][gram] if suffix[0] == bos else 1
         orders = [cls._estimate_order(c) for c in counts]
         return cls(order, vocab_size, orders, {"sentences": total, "ngrams": sum(len(c) for c in counts)})
 
