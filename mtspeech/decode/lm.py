@@ -140,6 +140,11 @@ class TokenNgramLM:
             total += self.score(self.context_of(history[:i]), token)
         return total + self.score(self.context_of(history), self.eos)
 
+    def tuned_fusion(self) -> dict[str, float]:
+        """The decoding options ``mtspeech lm`` tuned for this LM (``lm_weight`` 0 when it was never tuned)."""
+        weight, bonus = self.metadata.get("weight", 0.0), self.metadata.get("bonus", 0.0)
+        return {"lm_weight": float(weight), "lm_bonus": float(bonus)}
+
     # --- storage ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain tensors and numbers (``torch.load(weights_only=True)`` reads them back)."""

@@ -151,8 +151,10 @@ def lm_fusion_values(loaded: LoadedModel, mode: str, weight: float | None = None
         raise UserError("an LM weight needs a model file with an n-gram LM (add one: mtspeech lm --model M --data D)")
     if lm is None or mode not in FUSION_MODES:
         return {}
-    tuned_weight = float(lm.metadata.get("weight", 0.0))
-    return {"lm_weight": tuned_weight if weight is None else weight, "lm_bonus": float(lm.metadata.get("bonus", 0.0))}
+    values = lm.tuned_fusion()
+    if weight is not None:
+        values["lm_weight"] = weight
+    return values
 
 
 def make_batches(cuts: Sequence[Any], batch_duration: float) -> list[list[Any]]:

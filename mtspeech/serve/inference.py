@@ -51,14 +51,9 @@ def default_decoding(model: torch.nn.Module, lm: TokenNgramLM | None = None) -> 
     ``attention_rescoring`` (WeNet's default) is one ``--decode-mode`` away when accuracy matters more. A model
     file with an n-gram LM (``mtspeech lm``) fuses it into the CTC search at the weight tuned for it."""
     if "asr_ctc" in model.tasks:
-        return DecodingOptions(mode="ctc_prefix_beam", beam_size=4, word_timestamps=True, **_tuned_fusion(lm))
+        fusion = lm.tuned_fusion() if lm is not None else {}
+        return DecodingOptions(mode="ctc_prefix_beam", beam_size=4, word_timestamps=True, **fusion)
     return DecodingOptions(mode="attention_beam", beam_size=4)
-
-
-def _tuned_fusion(lm: TokenNgramLM | None) -> dict[str, float]:
-    if lm is None:
-        return {}
-    return {"lm_weight": float(lm.metadata.get("weight", 0.0)), "lm_bonus": float(lm.metadata.get("bonus", 0.0))}
 
 
 def decoding_options(
