@@ -218,7 +218,7 @@ def main() -> None:
         "repeats": args.repeats,
     }
     if lm:
-        figures["settings"]["lm"] = {"weight": lm["weight"], "bonus": lm["bonus"], "order": lm.get("order")}
+        figures["settings"]["lm"] = {"weight": lm["weight"], "bonus": lm["bonus"], "order": decoder.lm.order}
     path = write_results(args.results_name, figures, "python bench/decode.py " + " ".join(sys.argv[1:]))
     print(f"{'mode':<26}{'rtf':>8}{'search_rtf':>12}{'x greedy':>10}{'tokens':>8}")
     for mode in modes:

@@ -75,9 +75,9 @@ def lm_summary(model_path: Path) -> dict[str, object]:
     loaded = load_model(model_path)
     if loaded.lm is None:
         return {}
-    keep = ("order", "sentences", "ngrams", "fit_split", "tune_split", "tune_transcripts_in_fit_split", "weight")
+    keep = ("sentences", "ngrams", "fit_split", "tune_split", "tune_transcripts_in_fit_split", "weight")
     keep += ("bonus", "tuning")
-    return {k: loaded.lm.metadata[k] for k in keep if k in loaded.lm.metadata}
+    return {"order": loaded.lm.order, **{k: loaded.lm.metadata[k] for k in keep if k in loaded.lm.metadata}}
 
 
 def main() -> None:

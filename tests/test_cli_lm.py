@@ -9,7 +9,9 @@ from serve_fixtures import build_model_file
 from typer.testing import CliRunner
 
 from mtspeech.cli import app
+from mtspeech.data.corpus import load_cuts
 from mtspeech.decode.lm import TokenNgramLM
+from mtspeech.decode.lm_fit import transcripts
 from mtspeech.errors import UserError
 from mtspeech.evaluate.predict import PredictOptions, resolve_decoding
 from mtspeech.model.package import load_model
@@ -25,7 +27,8 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def with_lm(model_file: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("lm-out") / "model-lm.pt"
     extra = out.parent / "extra.txt"
-    extra.write_text("set an alarm for seven\n\nwhat is the weather in paris\n", encoding="utf-8")
+    seen_in_valid = transcripts(load_cuts(tiny_corpus, "valid"))[0]  # the overlap check must count it
+    extra.write_text(f"set an alarm for seven\n\n{seen_in_valid}\n", encoding="utf-8")
     args = ["lm", "-m", str(model_file), "-d", str(tiny_corpus), "--order", "3", "--weights", "0.3,0.6"]
     args += ["--text", str(extra)]
     result = CliRunner().invoke(app, [*args, "--bonuses", "0,1", "--max-utterances", "6", "-o", str(out)])
@@ -44,7 +47,7 @@ def test_lm_is_stored_with_its_tuning_and_the_model_is_unchanged(with_lm, model_
     best = min(tuning, key=lambda p: (p["cer"], p["weight"], abs(p["bonus"])))
     assert (loaded.lm.metadata["weight"], loaded.lm.metadata["bonus"]) == (best["weight"], best["bonus"])
     assert loaded.lm.order == 3 and loaded.lm.vocab_size == loaded.tokenizer.sp_size
-    assert loaded.lm.metadata["tune_transcripts_in_fit_split"] >= 0 and loaded.lm.metadata["text_lines"] == 2
+    assert loaded.lm.metadata["tune_transcripts_in_fit_split"] >= 1 and loaded.lm.metadata["text_lines"] == 2
     for key, value in original.model.state_dict().items():
         assert loaded.model.state_dict()[key].equal(value), key
 

@@ -110,7 +110,6 @@ def lm_cmd(
     lm.metadata |= {
         "weight": best.weight,
         "bonus": best.bonus,
-        "order": order,
         "fit_split": fit_split,
         "tune_split": tune_split,
         "tune_transcripts_in_fit_split": overlap,

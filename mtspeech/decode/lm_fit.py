@@ -47,13 +47,11 @@ def transcripts(cuts: Any) -> list[str]:
 def fit_lm(texts: Sequence[str], tokenizer: Any, order: int) -> TokenNgramLM:
     """The token n-gram LM of ``texts`` in the tokenizer's text pieces."""
     sentences = [ids for ids in (tokenizer.encode(t) for t in texts) if ids]
-    lm = TokenNgramLM.fit(sentences, vocab_size=tokenizer.sp_size, order=order)
-    lm.metadata["tokenizer_pieces"] = tokenizer.sp_size
-    return lm
+    return TokenNgramLM.fit(sentences, vocab_size=tokenizer.sp_size, order=order)
 
 
 def _encode(loaded: LoadedModel, cuts: Sequence[Any], batch_duration: float) -> list[tuple[Any, ...]]:
-    """``(enc, enc_lens, references)`` per batch of ``cuts`` (longest first)."""
+    """``(enc, enc_lens, normalised references)`` per batch of ``cuts`` (longest first)."""
     from mtspeech.evaluate.predict import make_batches
 
     model = loaded.model
@@ -63,7 +61,7 @@ def _encode(loaded: LoadedModel, cuts: Sequence[Any], batch_duration: float) -> 
             padded, lengths = pad_waveforms([load_waveform(cut) for cut in batch])
             features, feature_lens = model.features_from_audio(padded, lengths)
             enc, enc_lens = model.encode(features, feature_lens)
-            references = [utterance_view(cut).transcript or "" for cut in batch]
+            references = [normalise_text(utterance_view(cut).transcript) for cut in batch]
             encoded.append((enc, enc_lens, references))
     return encoded
 
@@ -93,7 +91,7 @@ def tune_fusion(
         with eval_mode(loaded.model), torch.no_grad():
             for enc, enc_lens, refs in encoded:
                 hypotheses += [normalise_text(r.text) for r in decoder.decode_encoded(enc, enc_lens, options)]
-                references += [normalise_text(r) for r in refs]
+                references += refs
         scores = text_scores(hypotheses, references)
         point = TuningPoint(weight, bonus, round(100 * scores["cer"], 2), round(100 * scores["wer"], 2))
         points.append(point)
