@@ -21,6 +21,7 @@ differ: frames ``l``, blank, ``l`` at 0.6 each (the rest on the other symbol) gi
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -116,57 +117,90 @@ class LmFusion:
         return acoustic + self.weight * lm_logp + self.bonus * length
 
 
+class _PrefixTrie:
+    """The label prefixes of one search as node ids: ``(parent, token) -> node``. The search's dicts then hash a
+    small int instead of a tuple as long as the prefix (Python re-hashes a tuple on every lookup), and what a
+    prefix's LM score needs (its log-probability, its last ``order - 1`` tokens) is worked out once, when the
+    node is made, and kept as one ranking offset ``weight * log P_lm + bonus * length``."""
+
+    def __init__(self, fusion: LmFusion | None) -> None:
+        self.fusion = fusion
+        self.parent, self.last, self.length = [-1], [-1], [0]
+        self.lm_logp, self.offset = [0.0], [0.0]
+        width = fusion.lm.order - 1 if fusion is not None else 0
+        self.context: list[tuple[int, ...]] = [(fusion.lm.bos,) * width if fusion is not None else ()]
+        self.children: dict[tuple[int, int], int] = {}  # (node, token) -> node
+
+    def child(self, node: int, token: int) -> int:
+        key = (node, token)
+        found = self.children.get(key)
+        if found is not None:
+            return found
+        found = self.children[key] = len(self.parent)
+        self.parent.append(node)
+        self.last.append(token)
+        self.length.append(self.length[node] + 1)
+        fusion = self.fusion
+        if fusion is None:
+            self.lm_logp.append(0.0)
+            self.offset.append(0.0)
+            self.context.append(())
+        else:
+            logp = self.lm_logp[node] + fusion.lm.score(self.context[node], token)
+            self.lm_logp.append(logp)
+            self.offset.append(fusion.ranked_score(0.0, logp, self.length[found]))
+            context = self.context[node]
+            self.context.append((*context[1:], token) if context else ())
+        return found
+
+    def tokens(self, node: int) -> tuple[int, ...]:
+        out = []
+        while node > 0:
+            out.append(self.last[node])
+            node = self.parent[node]
+        return tuple(reversed(out))
+
+
 def _prefix_beam_one(
     steps: list[Step], beam_size: int, blank: int, fusion: LmFusion | None = None
 ) -> list[tuple[tuple[int, ...], float, float | None]]:
     """Prefix beam search over one utterance's steps; returns ``(prefix, CTC log-prob, LM log-prob or None)``,
     best first."""
-    # prefix -> [log P(prefix, path ends in blank), log P(prefix, path ends in its last label)]
-    beam: dict[tuple[int, ...], list[float]] = {(): [0.0, NEG_INF]}
-    lm_logp: dict[tuple[int, ...], float] = {(): 0.0}  # prefix -> log P_lm(prefix) (no sentence end yet)
-
-    def prefix_lm(prefix: tuple[int, ...]) -> float:
-        # Every prefix grows from one in the beam, whose LM score is known: one n-gram lookup per new prefix.
-        if prefix not in lm_logp:
-            assert fusion is not None
-            parent = prefix[:-1]
-            lm_logp[prefix] = lm_logp[parent] + fusion.lm.score(fusion.lm.context_of(parent), prefix[-1])
-        return lm_logp[prefix]
-
-    def fused(prefix: tuple[int, ...], acoustic: float) -> float:
-        return acoustic if fusion is None else fusion.ranked_score(acoustic, prefix_lm(prefix), len(prefix))
-
+    trie = _PrefixTrie(fusion)
+    last, offset = trie.last, trie.offset
+    # node -> [log P(prefix, path ends in blank), log P(prefix, path ends in its last label)]
+    beam: dict[int, list[float]] = {0: [0.0, NEG_INF]}
     for candidates in steps:
         if isinstance(candidates, float):  # skipped blank frames: all mass moves to the blank-ended part
-            beam = {prefix: [log_add(*probs) + candidates, NEG_INF] for prefix, probs in beam.items()}
+            beam = {node: [log_add(*probs) + candidates, NEG_INF] for node, probs in beam.items()}
             continue
-        grown: dict[tuple[int, ...], list[float]] = {}
-        for prefix, (p_blank, p_label) in beam.items():
+        grown: dict[int, list[float]] = {}
+        for node, (p_blank, p_label) in beam.items():
             total = log_add(p_blank, p_label)
-            last = prefix[-1] if prefix else None
             for token, logp in candidates:
                 if token == blank:
-                    entry = grown.setdefault(prefix, [NEG_INF, NEG_INF])
+                    entry = grown.setdefault(node, [NEG_INF, NEG_INF])
                     entry[0] = log_add(entry[0], total + logp)
                     continue
-                extended = (*prefix, token)
-                entry = grown.setdefault(extended, [NEG_INF, NEG_INF])
-                if token == last:
+                entry = grown.setdefault(trie.child(node, token), [NEG_INF, NEG_INF])
+                if token == last[node]:
                     # A repeat is a new label only after a blank; otherwise it extends the last label's run.
                     entry[1] = log_add(entry[1], p_blank + logp)
-                    same = grown.setdefault(prefix, [NEG_INF, NEG_INF])
+                    same = grown.setdefault(node, [NEG_INF, NEG_INF])
                     same[1] = log_add(same[1], p_label + logp)
                 else:
                     entry[1] = log_add(entry[1], total + logp)
-        ranked = sorted(grown.items(), key=lambda item: fused(item[0], log_add(*item[1])), reverse=True)
+        scored = [(log_add(*probs), node, probs) for node, probs in grown.items()]
+        # heapq.nlargest is sorted(..., reverse=True)[:n], ties kept in insertion order, without sorting it all.
+        ranked = heapq.nlargest(beam_size, scored, key=lambda item: item[0] + offset[item[1]])
         # A repeat right after its own label has no blank-ended mass yet: such prefixes can stay impossible.
-        beam = {prefix: probs for prefix, probs in ranked[:beam_size] if log_add(*probs) > NEG_INF}
+        beam = {node: probs for total, node, probs in ranked if total > NEG_INF}
     if fusion is None:
-        return [(prefix, log_add(*probs), None) for prefix, probs in beam.items()]
+        return [(trie.tokens(node), log_add(*probs), None) for node, probs in beam.items()]
     lm = fusion.lm
     finished = [  # the LM also scores the end of the sentence
-        (prefix, log_add(*probs), prefix_lm(prefix) + lm.score(lm.context_of(prefix), lm.eos))
-        for prefix, probs in beam.items()
+        (trie.tokens(node), log_add(*probs), trie.lm_logp[node] + lm.score(trie.context[node], lm.eos))
+        for node, probs in beam.items()
     ]
     return sorted(finished, key=lambda item: fusion.ranked_score(item[1], item[2], len(item[0])), reverse=True)
 

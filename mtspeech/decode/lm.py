@@ -33,10 +33,18 @@ _CACHE_CONTEXTS = 200_000  # memoised contexts before the cache starts over
 
 @dataclass
 class _Order:
-    """One order's statistics: n-gram -> discounted numerator, context -> (denominator, back-off weight)."""
+    """One order's statistics: history -> {token: discounted numerator}, history -> (denominator, back-off
+    weight). Numerators are grouped by history so scoring looks a token up in a small dict per order instead of
+    building and hashing an n-gram tuple per order."""
 
-    numerators: dict[tuple[int, ...], float] = field(default_factory=dict)
+    numerators: dict[tuple[int, ...], dict[int, float]] = field(default_factory=dict)
     contexts: dict[tuple[int, ...], tuple[float, float]] = field(default_factory=dict)
+
+    def grams(self) -> list[tuple[tuple[int, ...], float]]:
+        return [((*history, token), value) for history, row in self.numerators.items() for token, value in row.items()]
+
+    def add(self, gram: tuple[int, ...], numerator: float) -> None:
+        self.numerators.setdefault(gram[:-1], {})[gram[-1]] = numerator
 
 
 class TokenNgramLM:
@@ -50,7 +58,9 @@ class TokenNgramLM:
         self.eos = vocab_size + 1
         self._orders = orders  # index k: n-grams of length k + 1
         self._uniform = -math.log(vocab_size)  # tokens 1 .. V-1 plus end of sentence
+        # context -> {token: log-probability}, and the context's back-off chain (see _probability)
         self._cache: dict[tuple[int, ...], dict[int, float]] = {}
+        self._chains: dict[tuple[int, ...], list[tuple[dict[int, float], float]]] = {}
         self.metadata = dict(metadata or {})
 
     # --- estimation -------------------------------------------------------------------------------
@@ -94,7 +104,7 @@ class TokenNgramLM:
             kinds[gram[:-1]] += 1
         stats = _Order()
         for gram, count in counts.items():
-            stats.numerators[gram] = max(count - discount, 0.0) / totals[gram[:-1]]
+            stats.add(gram, max(count - discount, 0.0) / totals[gram[:-1]])
         for context, denominator in totals.items():
             stats.contexts[context] = (denominator, discount * kinds[context] / denominator)
         return stats
@@ -114,23 +124,33 @@ class TokenNgramLM:
         if distribution is None:
             if len(self._cache) >= _CACHE_CONTEXTS:  # a long-running server must not grow without bound
                 self._cache.clear()
+                self._chains.clear()
             distribution = self._cache[context] = {}
         value = distribution.get(token)
         if value is None:
             value = distribution[token] = math.log(self._probability(context, token))
         return value
 
+    def _chain(self, context: tuple[int, ...]) -> list[tuple[dict[int, float], float]]:
+        """The orders whose history (the context's last ``k`` tokens) was seen, lowest first: per order the
+        history's numerators and back-off weight. An unseen history passes the lower orders' estimate on
+        unchanged, so it has no entry."""
+        chain = self._chains.get(context)
+        if chain is None:
+            chain = []
+            for k, stats in enumerate(self._orders):
+                history = context[len(context) - k :] if k else ()
+                seen = stats.contexts.get(history)
+                if seen is not None:
+                    chain.append((stats.numerators.get(history, {}), seen[1]))
+            self._chains[context] = chain
+        return chain
+
     def _probability(self, context: tuple[int, ...], token: int) -> float:
-        probability = math.exp(self._uniform)
         # From unigrams up: each order adds its discounted estimate to what it leaves for the lower orders.
-        for k in range(self.order):
-            history = context[len(context) - k :] if k else ()
-            stats = self._orders[k]
-            seen = stats.contexts.get(history)
-            if seen is None:
-                continue  # an unseen history passes the lower orders' estimate on unchanged
-            _, backoff = seen
-            probability = stats.numerators.get((*history, token), 0.0) + backoff * probability
+        probability = math.exp(self._uniform)
+        for numerators, backoff in self._chain(context):
+            probability = numerators.get(token, 0.0) + backoff * probability
         return probability
 
     def sentence_score(self, tokens: Sequence[int]) -> float:
@@ -150,12 +170,12 @@ class TokenNgramLM:
         """Plain tensors and numbers (``torch.load(weights_only=True)`` reads them back)."""
         orders = []
         for stats in self._orders:
-            grams = list(stats.numerators)
+            grams, numerators = zip(*stats.grams(), strict=True) if stats.numerators else ((), ())
             contexts = list(stats.contexts)
             orders.append(
                 {
                     "grams": torch.tensor(grams, dtype=torch.int32).reshape(len(grams), -1),
-                    "numerators": torch.tensor([stats.numerators[g] for g in grams], dtype=torch.float64),
+                    "numerators": torch.tensor(numerators, dtype=torch.float64),
                     "contexts": torch.tensor(contexts, dtype=torch.int32).reshape(len(contexts), -1),
                     "context_stats": torch.tensor([stats.contexts[c] for c in contexts], dtype=torch.float64),
                 }
@@ -175,8 +195,8 @@ class TokenNgramLM:
         orders = []
         for entry in data["orders"]:
             stats = _Order()
-            grams = [tuple(g) for g in entry["grams"].tolist()]
-            stats.numerators = dict(zip(grams, entry["numerators"].tolist(), strict=True))
+            for gram, numerator in zip(entry["grams"].tolist(), entry["numerators"].tolist(), strict=True):
+                stats.add(tuple(gram), numerator)
             contexts = [tuple(c) for c in entry["contexts"].tolist()]
             stats.contexts = {c: (d, b) for c, (d, b) in zip(contexts, entry["context_stats"].tolist(), strict=True)}
             orders.append(stats)
