@@ -133,6 +133,8 @@ def main() -> None:
     figures["geometric_mean"] = round(float(report["score"]), 2) if report.get("score") is not None else None
     Console().print(table)
     command = f"python bench/synth_small.py --run {args.run} --corpus {args.corpus}"
+    if args.evaluate:  # without it a rerun would read whatever report the run dir holds
+        command += " --evaluate"
     if args.lm_weight is not None:
         command += f" --lm-weight {args.lm_weight:g}"
     if args.results_name != "synth-small":
