@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from decode_fakes import ctc_sequence_log_probs, random_log_probs
 
 from mtspeech.decode.ctc import LmFusion, ctc_prefix_beam_search
 from mtspeech.decode.lm import TokenNgramLM
@@ -69,6 +70,27 @@ def _ambiguous_frames() -> torch.Tensor:
     probs[0, 1, 4], probs[0, 1, 3] = 0.50, 0.49
     probs[0, 2, 0] = 0.99
     return (probs / probs.sum(-1, keepdim=True)).log()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_wide_fused_beam_ranks_every_sequence_by_its_exact_fused_score(seed: int) -> None:
+    # 2 labels, <= 5 frames: at most 63 label sequences, so beam 64 prunes nothing and the fused search must
+    # return every sequence with log P_ctc (summed over alignments) + weight * log P_lm (with the sentence end)
+    # + bonus * length, best first.
+    frames, vocab = 1 + seed % 5, 3
+    log_probs = random_log_probs(frames, vocab, seed)
+    lm = TokenNgramLM.fit([[1, 2], [2, 2, 1], [1]], vocab_size=vocab, order=2 + seed % 2)
+    fusion = LmFusion(lm, weight=0.4 + 0.1 * seed, bonus=0.3 * (seed % 3))
+    found = ctc_prefix_beam_search(log_probs[None], torch.tensor([frames]), beam_size=64, fusion=fusion)[0]
+    totals = ctc_sequence_log_probs(log_probs)
+    assert {tuple(h.tokens) for h in found} == set(totals)
+    for hypothesis in found:
+        tokens = tuple(hypothesis.tokens)
+        lm_score = lm.sentence_score(tokens)
+        assert hypothesis.ctc_score == pytest.approx(totals[tokens], abs=1e-9)
+        assert hypothesis.lm_score == pytest.approx(lm_score, abs=1e-9)
+        assert hypothesis.score == pytest.approx(fusion.ranked_score(totals[tokens], lm_score, len(tokens)), abs=1e-9)
+    assert [h.score for h in found] == sorted((h.score for h in found), reverse=True)
 
 
 def test_fusion_lets_the_lm_decide_between_near_equal_acoustic_choices() -> None:
