@@ -93,6 +93,56 @@ def test_wide_fused_beam_ranks_every_sequence_by_its_exact_fused_score(seed: int
     assert [h.score for h in found] == sorted((h.score for h in found), reverse=True)
 
 
+def _textbook_prefix_beam(log_probs: torch.Tensor, beam_size: int, fusion: LmFusion | None) -> list[tuple]:
+    """Prefix beam search as the papers write it: every prefix extended by every token at every frame, prefixes
+    ranked by their fused score; no pruning, no blank skipping, prefixes as tuples."""
+
+    def add(a: float, b: float) -> float:
+        return max(a, b) + math.log1p(math.exp(-abs(a - b))) if max(a, b) > -math.inf else -math.inf
+
+    def rank(prefix: tuple, probs: list[float]) -> float:
+        acoustic = add(*probs)
+        if fusion is None:
+            return acoustic
+        lm_logp = sum(fusion.lm.score(fusion.lm.context_of(prefix[:i]), t) for i, t in enumerate(prefix))
+        return fusion.ranked_score(acoustic, lm_logp, len(prefix))
+
+    beam = {(): [0.0, -math.inf]}
+    for frame in log_probs.tolist():
+        grown: dict[tuple, list[float]] = {}
+        for prefix, (p_blank, p_label) in beam.items():
+            for token, logp in enumerate(frame):
+                if token == 0:
+                    entry = grown.setdefault(prefix, [-math.inf, -math.inf])
+                    entry[0] = add(entry[0], add(p_blank, p_label) + logp)
+                elif prefix and token == prefix[-1]:
+                    entry = grown.setdefault(prefix + (token,), [-math.inf, -math.inf])
+                    entry[1] = add(entry[1], p_blank + logp)
+                    same = grown.setdefault(prefix, [-math.inf, -math.inf])
+                    same[1] = add(same[1], p_label + logp)
+                else:
+                    entry = grown.setdefault(prefix + (token,), [-math.inf, -math.inf])
+                    entry[1] = add(entry[1], add(p_blank, p_label) + logp)
+        beam = dict(sorted(grown.items(), key=lambda item: rank(*item), reverse=True)[:beam_size])
+    return [(prefix, add(*probs)) for prefix, probs in beam.items()]
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_narrow_fused_beam_keeps_what_the_textbook_search_keeps(seed: int) -> None:
+    # The search skips extensions that cannot reach the beam; with 1-4 prefixes kept out of hundreds possible it
+    # must still end with the same prefixes and CTC scores as the search that extends everything.
+    frames, vocab, beam_size = 6 + seed % 7, 4 + seed % 2, 1 + seed % 4
+    log_probs = random_log_probs(frames, vocab, seed, scale=3.0)
+    lm = TokenNgramLM.fit([[1, 2, 3], [2, 2, 1], [3, 1], [1, 3, 3, 2]], vocab_size=vocab, order=3)
+    fusion = None if seed % 3 == 0 else LmFusion(lm, weight=0.3 * (seed % 3), bonus=0.5 * (seed % 4))
+    expected = _textbook_prefix_beam(log_probs, beam_size, fusion)
+    found = ctc_prefix_beam_search(log_probs[None], torch.tensor([frames]), beam_size=beam_size, fusion=fusion)[0]
+    assert {tuple(h.tokens) for h in found} == {prefix for prefix, _ in expected}
+    by_prefix = dict(expected)
+    for hypothesis in found:
+        assert hypothesis.ctc_score == pytest.approx(by_prefix[tuple(hypothesis.tokens)], abs=1e-9)
+
+
 def test_fusion_lets_the_lm_decide_between_near_equal_acoustic_choices() -> None:
     log_probs, lengths = _ambiguous_frames(), torch.tensor([3])
     plain = ctc_prefix_beam_search(log_probs, lengths, beam_size=4)[0]

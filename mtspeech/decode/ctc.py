@@ -165,31 +165,51 @@ def _prefix_beam_one(
     steps: list[Step], beam_size: int, blank: int, fusion: LmFusion | None = None
 ) -> list[tuple[tuple[int, ...], float, float | None]]:
     """Prefix beam search over one utterance's steps; returns ``(prefix, CTC log-prob, LM log-prob or None)``,
-    best first."""
+    best first.
+
+    Each frame first carries every beam prefix over (blank, or its last label again), then extends them. The
+    carried prefixes' scores only grow as the frame goes on, so the ``beam_size``-th best of them is a floor the
+    new beam will clear. A new prefix's fused score is its one extension's mass plus the parent's ranking offset,
+    ``lm_bonus`` and ``lm_weight`` times the LM's score of the token; one below the floor is skipped before its
+    trie node is made (first against the LM's best case, probability 1, which needs no lookup). That prunes
+    nothing the full search would keep."""
     trie = _PrefixTrie(fusion)
-    last, offset = trie.last, trie.offset
+    parent, last, offset = trie.parent, trie.last, trie.offset
+    growth = 0.0 if fusion is None else (fusion.bonus if fusion.weight >= 0 else math.inf)
+    lm_score, weight = (None, 0.0) if fusion is None else (fusion.lm.score, fusion.weight)
     # node -> [log P(prefix, path ends in blank), log P(prefix, path ends in its last label)]
     beam: dict[int, list[float]] = {0: [0.0, NEG_INF]}
     for candidates in steps:
         if isinstance(candidates, float):  # skipped blank frames: all mass moves to the blank-ended part
             beam = {node: [log_add(*probs) + candidates, NEG_INF] for node, probs in beam.items()}
             continue
+        labels = dict(candidates)
+        blank_logp = labels.pop(blank)
         grown: dict[int, list[float]] = {}
         for node, (p_blank, p_label) in beam.items():
+            again = labels.get(last[node])  # the last label again without a blank: the same prefix
+            grown[node] = [log_add(p_blank, p_label) + blank_logp, NEG_INF if again is None else p_label + again]
+        floor = NEG_INF
+        if len(grown) >= beam_size and growth < math.inf:
+            carried = (log_add(*probs) + offset[node] for node, probs in grown.items())
+            floor = heapq.nlargest(beam_size, carried)[-1] - 1e-9  # margin: offsets are rounded differently
+        # Tokens that extend a beam prefix into another beam prefix: that one takes the mass whatever its rank.
+        in_beam: dict[int, set[int]] = {}
+        for node in beam:
+            if node:
+                in_beam.setdefault(parent[node], set()).add(last[node])
+        for node, (p_blank, p_label) in beam.items():
             total = log_add(p_blank, p_label)
-            for token, logp in candidates:
-                if token == blank:
-                    entry = grown.setdefault(node, [NEG_INF, NEG_INF])
-                    entry[0] = log_add(entry[0], total + logp)
-                    continue
+            reach, kept, context = offset[node] + growth, in_beam.get(node, ()), trie.context[node]
+            for token, logp in labels.items():
+                # A repeat is a new label only after a blank; otherwise it extended the last label's run above.
+                mass = (p_blank if token == last[node] else total) + logp
+                if floor > NEG_INF and token not in kept:
+                    best = mass + reach  # the child's fused score if the LM gave the token probability 1
+                    if best < floor or (lm_score is not None and best + weight * lm_score(context, token) < floor):
+                        continue
                 entry = grown.setdefault(trie.child(node, token), [NEG_INF, NEG_INF])
-                if token == last[node]:
-                    # A repeat is a new label only after a blank; otherwise it extends the last label's run.
-                    entry[1] = log_add(entry[1], p_blank + logp)
-                    same = grown.setdefault(node, [NEG_INF, NEG_INF])
-                    same[1] = log_add(same[1], p_label + logp)
-                else:
-                    entry[1] = log_add(entry[1], total + logp)
+                entry[1] = log_add(entry[1], mass)
         scored = [(log_add(*probs), node, probs) for node, probs in grown.items()]
         # heapq.nlargest is sorted(..., reverse=True)[:n], ties kept in insertion order, without sorting it all.
         ranked = heapq.nlargest(beam_size, scored, key=lambda item: item[0] + offset[item[1]])
