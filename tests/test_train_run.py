@@ -185,8 +185,11 @@ def test_compiled_encoder_blocks_train_like_eager_ones(corpus: Path, tmp_path: P
         result = train(load_train_config(write_config(tmp_path / f"{compiled}.yaml", config)))
         assert result.steps == 3 and result.model_path is not None
         losses[compiled] = _train_losses(run_dir)
-    for step in (1, 2, 3):  # same seed, same batches: only the fused kernels' rounding differs
+    # Same seed, same batches: only the fused kernels' rounding differs. How much depends on the CPU's vector
+    # units (1.06e-4 relative by step 2 on an AVX-512 Xeon, under 1e-4 on an AVX2 EPYC) and Adam's first steps
+    # amplify it; a wrong compiled graph (a lost residual, a mask) would move the losses far more.
+    for step in (1, 2, 3):
         for key, value in losses[False][step].items():
-            assert losses[True][step][key] == pytest.approx(value, rel=1e-4, abs=1e-5), (step, key)
+            assert losses[True][step][key] == pytest.approx(value, rel=1e-3, abs=1e-5), (step, key)
     loaded = mtspeech.load(result.model_path)  # plain parameter names: loads into an uncompiled model
     assert loaded.metadata["trained_steps"] == 3
