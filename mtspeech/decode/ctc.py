@@ -190,14 +190,14 @@ def _prefix_beam_one(
             again = labels.get(last[node])  # the last label again without a blank: the same prefix
             grown[node] = [log_add(p_blank, p_label) + blank_logp, NEG_INF if again is None else p_label + again]
         floor = NEG_INF
+        # Tokens that extend a beam prefix into another beam prefix: that one takes the mass whatever its rank.
+        in_beam: dict[int, set[int]] = {}
         if len(grown) >= beam_size and growth < math.inf:
             carried = (log_add(*probs) + offset[node] for node, probs in grown.items())
             floor = heapq.nlargest(beam_size, carried)[-1] - 1e-9  # margin: offsets are rounded differently
-        # Tokens that extend a beam prefix into another beam prefix: that one takes the mass whatever its rank.
-        in_beam: dict[int, set[int]] = {}
-        for node in beam:
-            if node:
-                in_beam.setdefault(parent[node], set()).add(last[node])
+            for node in beam:
+                if node:
+                    in_beam.setdefault(parent[node], set()).add(last[node])
         for node, (p_blank, p_label) in beam.items():
             total = log_add(p_blank, p_label)
             reach, kept, context = offset[node] + growth, in_beam.get(node, ()), trie.context[node]
