@@ -179,3 +179,6 @@ def test_lm_options_are_checked_by_name() -> None:
     with pytest.raises(UserError, match="lm_weight must be in"):
         DecodingOptions(mode="ctc_prefix_beam", lm_weight=-1.0)
     assert DecodingOptions(mode="attention_rescoring", lm_weight=0.5, lm_bonus=1.0).lm_weight == 0.5
+    lm = TokenNgramLM.fit(SENTENCES, vocab_size=VOCAB, order=2)
+    with pytest.raises(ValueError, match="weight must be >= 0"):  # the search's pruning relies on it
+        LmFusion(lm, weight=-0.5)

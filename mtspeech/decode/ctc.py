@@ -63,18 +63,18 @@ def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
     return results
 
 
-# One step of the search: a frame's ``(token, log-prob)`` candidates, or (a float) the summed blank log-prob of
-# a run of skipped blank frames.
-Step = list[tuple[int, float]] | float
+# One step of the search: a frame's blank log-prob and its candidate labels ``{token: log-prob}``, or (a float)
+# the summed blank log-prob of a run of skipped blank frames.
+Step = tuple[float, dict[int, float]] | float
 
 
 def _frame_candidates(
     log_probs: torch.Tensor, lengths: torch.Tensor, token_topk: int | None, blank: int, blank_skip: float | None
 ) -> list[list[Step]]:
-    """Per utterance, the search steps: each frame's ``token_topk`` best ``(token, log-prob)`` pairs plus blank,
-    with runs of frames whose blank probability is ``>= blank_skip`` folded into one float. The top-k runs only
-    over the frames that are searched (a confident model's frames are mostly skipped blanks); the search itself
-    runs on Python floats."""
+    """Per utterance, the search steps: each frame's blank log-prob and its ``token_topk`` best labels (blank
+    left out if it is among them), with runs of frames whose blank probability is ``>= blank_skip`` folded into
+    one float. The top-k runs only over the frames that are searched (a confident model's frames are mostly
+    skipped blanks); the search itself runs on Python floats."""
     values = log_probs.detach()
     blank_logp = values[..., blank].double()
     threshold = math.log(blank_skip) if blank_skip is not None else math.inf
@@ -96,10 +96,7 @@ def _frame_candidates(
                     steps.append(blank_value)
                 continue
             ids, logps = next(candidates)
-            pairs = list(zip(ids, logps, strict=True))
-            if blank not in ids:
-                pairs.append((blank, blank_value))
-            steps.append(pairs)
+            steps.append((blank_value, {t: logp for t, logp in zip(ids, logps, strict=True) if t != blank}))
         out.append(steps)
     return out
 
@@ -112,6 +109,10 @@ class LmFusion:
     lm: TokenNgramLM
     weight: float
     bonus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:  # the search's pruning bounds the LM term by 0, which needs a weight >= 0
+            raise ValueError(f"LM fusion weight must be >= 0, got {self.weight}")
 
     def ranked_score(self, acoustic: float, lm_logp: float, length: int) -> float:
         return acoustic + self.weight * lm_logp + self.bonus * length
@@ -175,16 +176,14 @@ def _prefix_beam_one(
     nothing the full search would keep."""
     trie = _PrefixTrie(fusion)
     parent, last, offset = trie.parent, trie.last, trie.offset
-    growth = 0.0 if fusion is None else (fusion.bonus if fusion.weight >= 0 else math.inf)
-    lm_score, weight = (None, 0.0) if fusion is None else (fusion.lm.score, fusion.weight)
+    growth, lm_score, weight = (0.0, None, 0.0) if fusion is None else (fusion.bonus, fusion.lm.score, fusion.weight)
     # node -> [log P(prefix, path ends in blank), log P(prefix, path ends in its last label)]
     beam: dict[int, list[float]] = {0: [0.0, NEG_INF]}
-    for candidates in steps:
-        if isinstance(candidates, float):  # skipped blank frames: all mass moves to the blank-ended part
-            beam = {node: [log_add(*probs) + candidates, NEG_INF] for node, probs in beam.items()}
+    for step in steps:
+        if isinstance(step, float):  # skipped blank frames: all mass moves to the blank-ended part
+            beam = {node: [log_add(*probs) + step, NEG_INF] for node, probs in beam.items()}
             continue
-        labels = dict(candidates)
-        blank_logp = labels.pop(blank)
+        blank_logp, labels = step
         grown: dict[int, list[float]] = {}
         for node, (p_blank, p_label) in beam.items():
             again = labels.get(last[node])  # the last label again without a blank: the same prefix
@@ -192,7 +191,7 @@ def _prefix_beam_one(
         floor = NEG_INF
         # Tokens that extend a beam prefix into another beam prefix: that one takes the mass whatever its rank.
         in_beam: dict[int, set[int]] = {}
-        if len(grown) >= beam_size and growth < math.inf:
+        if len(grown) >= beam_size:
             carried = (log_add(*probs) + offset[node] for node, probs in grown.items())
             floor = heapq.nlargest(beam_size, carried)[-1] - 1e-9  # margin: offsets are rounded differently
             for node in beam:
