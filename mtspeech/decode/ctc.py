@@ -130,14 +130,14 @@ class _PrefixTrie:
         self.lm_logp, self.offset = [0.0], [0.0]
         width = fusion.lm.order - 1 if fusion is not None else 0
         self.context: list[tuple[int, ...]] = [(fusion.lm.bos,) * width if fusion is not None else ()]
-        self.children: dict[tuple[int, int], int] = {}  # (node, token) -> node
+        self._children: dict[tuple[int, int], int] = {}  # (node, token) -> node
 
     def child(self, node: int, token: int) -> int:
         key = (node, token)
-        found = self.children.get(key)
+        found = self._children.get(key)
         if found is not None:
             return found
-        found = self.children[key] = len(self.parent)
+        found = self._children[key] = len(self.parent)
         self.parent.append(node)
         self.last.append(token)
         self.length.append(self.length[node] + 1)
