@@ -38,8 +38,15 @@ SAMPLE_RATE = 16000
 _built: dict[tuple, Path] = {}
 
 
-def build_model_file(path: Path, tasks: tuple[str, ...] = ALL_TASKS, seed: int = 0, max_new_tokens: int = 12) -> Path:
-    """Train a tokenizer on :data:`SENTENCES`, build a tiny random model with ``tasks`` and save it."""
+def build_model_file(
+    path: Path,
+    tasks: tuple[str, ...] = ALL_TASKS,
+    seed: int = 0,
+    max_new_tokens: int = 12,
+    task_options: dict[str, dict] | None = None,
+) -> Path:
+    """Train a tokenizer on :data:`SENTENCES`, build a tiny random model with ``tasks`` (``task_options`` added
+    to their options) and save it."""
     tokenizer = train_tokenizer(SENTENCES, vocab_size=300, languages=LANGUAGES, intents=INTENTS)
     vocabs = {
         "intent": LabelVocab("intent", INTENTS),
@@ -53,6 +60,8 @@ def build_model_file(path: Path, tasks: tuple[str, ...] = ALL_TASKS, seed: int =
     options: dict[str, dict] = {name: {} if name == "intent_text" else {"dropout": 0.0} for name in tasks}
     if "decoder" in options:
         options["decoder"]["max_new_tokens"] = max_new_tokens
+    for name, extra in (task_options or {}).items():
+        options[name].update(extra)
     config = ModelConfig.from_dict({"encoder": {"preset": "tiny", "dropout": 0.0}, "tasks": options})
     torch.manual_seed(seed)
     model = MultiTaskModel(resolve_model_config(config, tokenizer, vocabs)).eval()

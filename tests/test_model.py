@@ -199,3 +199,55 @@ def test_joint_training_overfits_eight_utterances():
     assert set(first) == set(last) == set(ALL_TASKS)
     for name in ALL_TASKS:
         assert last[name] < 0.7 * first[name], (name, first[name], last[name])
+
+
+# --- heads that mix encoder layers ------------------------------------------------------------------------------
+def mixing_model(seed: int = 0) -> MultiTaskModel:
+    torch.manual_seed(seed)
+    return MultiTaskModel(tiny_config(emotion={"encoder_layers": "mix"})).eval()
+
+
+def head_probabilities(model: MultiTaskModel, batch, name: str) -> torch.Tensor:
+    with torch.no_grad():
+        enc, lens, layers = model.encode_layers(batch.features, batch.feature_lens)
+        return model.tasks[name].probabilities(model.task_input(name, enc, layers), lens)
+
+
+def test_layer_mixing_heads_read_every_layer_of_one_encoder_pass():
+    model = mixing_model()
+    calls = count_encoder_calls(model)
+    out = model(random_batch(batch_size=3))
+    assert calls[0] == 1
+    assert len(out.layers) == model.config.encoder.num_blocks + 1
+    assert all(layer.shape == out.enc.shape for layer in out.layers)
+    assert model.reads_layers and model.tasks["emotion"].reads_layers and not model.tasks["speaker"].reads_layers
+    assert MultiTaskModel(tiny_config()).encode_layers(out.enc.new_zeros(2, 40, 80), torch.tensor([40, 30]))[2] == []
+    mix = model.tasks["emotion"].head["layer_mix"].logits
+    assert any(p is mix for p in model.task_parameters()["emotion"])
+    assert all(p is not mix for p in model.shared_parameters())
+    # Equal weights at the start: the mix is the mean of the normalised layers.
+    batch = random_batch()
+    enc, _, layers = model.encode_layers(batch.features, batch.feature_lens)
+    mean = torch.stack([torch.nn.functional.layer_norm(x, x.shape[-1:]) for x in layers]).mean(0)
+    torch.testing.assert_close(model.task_input("emotion", enc, layers), mean)
+    with pytest.raises(UserError, match="encode_layers"):
+        model.task_input("emotion", enc, [])
+
+
+def test_a_mix_of_the_subsampling_output_alone_does_not_depend_on_the_blocks():
+    model = mixing_model()
+    batch = random_batch()
+    with torch.no_grad():
+        model.tasks["emotion"].head["layer_mix"].logits.copy_(torch.tensor([40.0] + [0.0] * len(model.encoder.blocks)))
+    emotion, speaker = head_probabilities(model, batch, "emotion"), head_probabilities(model, batch, "speaker")
+    with torch.no_grad():
+        for p in model.encoder.blocks.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    torch.testing.assert_close(head_probabilities(model, batch, "emotion"), emotion)
+    assert not torch.allclose(head_probabilities(model, batch, "speaker"), speaker, atol=1e-4)
+    assert set(model.predict(batch.features, batch.feature_lens)) == set(ALL_TASKS) - {"decoder"}
+
+
+def test_the_language_head_keeps_the_encoder_output():
+    with pytest.raises(UserError, match=r"tasks\.lid\.encoder_layers"):
+        tiny_config(lid={"encoder_layers": "mix"})

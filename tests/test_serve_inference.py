@@ -6,6 +6,7 @@ import pytest
 import torch
 from serve_fixtures import (
     assert_same_answer,
+    build_model_file,
     cached_model_file,
     comparable,
     fast_analyzer,
@@ -211,3 +212,25 @@ def test_the_transcript_head_reads_the_transcript_the_asr_answer_shows(tmp_path,
     monkeypatch.setattr(analyzer, "_transcripts", lambda batch: [SimpleNamespace(text=shown)] * batch.enc.size(0))
     found = analyzer.analyze([voice_like(1.1, 10), voice_like(1.6, 11)], ["intent"])
     assert [a["intent"]["label"] for a in found] == [labels[-1]] * 2
+
+
+def test_a_head_that_mixes_encoder_layers_answers_from_its_own_mix(tmp_path) -> None:
+    path = build_model_file(
+        tmp_path / "mix.pt", tasks=("asr_ctc", "lid", "emotion"), task_options={"emotion": {"encoder_layers": "mix"}}
+    )
+    analyzer = fast_analyzer(path)
+    model = analyzer.model
+    with torch.no_grad():  # the whole weight on the subsampling output: the blocks cannot move the answer
+        model.tasks["emotion"].head["layer_mix"].logits.copy_(torch.tensor([40.0] + [0.0] * len(model.encoder.blocks)))
+    waves = [voice_like(0.9, 11), voice_like(1.4, 12)]
+    before = analyzer.analyze(waves, ["emotion", "language"])
+    with torch.no_grad():
+        for p in model.encoder.blocks.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    after = analyzer.analyze(waves, ["emotion", "language"])
+    for old, new in zip(before, after, strict=True):
+        assert old["emotion"]["probabilities"] == pytest.approx(new["emotion"]["probabilities"], abs=1e-4)
+    assert any(
+        old["language"]["probabilities"] != pytest.approx(new["language"]["probabilities"], abs=1e-4)
+        for old, new in zip(before, after, strict=True)
+    )

@@ -193,3 +193,16 @@ def test_compiled_encoder_blocks_train_like_eager_ones(corpus: Path, tmp_path: P
             assert losses[True][step][key] == pytest.approx(value, rel=1e-3, abs=1e-5), (step, key)
     loaded = mtspeech.load(result.model_path)  # plain parameter names: loads into an uncompiled model
     assert loaded.metadata["trained_steps"] == 3
+
+
+def test_a_head_that_mixes_encoder_layers_trains_its_weights(corpus: Path, tmp_path: Path) -> None:
+    mixing = {"model": {"tasks": {"intent": {"encoder_layers": "mix"}}}}
+    balancer = {"name": "pcgrad", "representation": True}
+    refused = tiny_train_config(corpus, tmp_path / "refused", balancer=balancer, **mixing)
+    with pytest.raises(UserError, match=r"balancer\.representation.*intent"):
+        train(load_train_config(write_config(tmp_path / "refused.yaml", refused)))
+    # pcgrad without the representation shortcut: per-task gradients reach the encoder through the mix too.
+    config = tiny_train_config(corpus, tmp_path / "run", max_steps=3, balancer={"name": "pcgrad"}, **mixing)
+    train(load_train_config(write_config(tmp_path / "run.yaml", config)))
+    weights = mtspeech.load(tmp_path / "run" / "model.pt").model.tasks["intent"].head["layer_mix"].logits
+    assert weights.numel() == 2 and bool((weights != 0).any())  # one block + the subsampling; they start at 0

@@ -296,8 +296,9 @@ class Predictor:
             padded, lengths = pad_waveforms([waves[row] for row in usable])
             features, feature_lens = self.model.features_from_audio(padded.to(self.device), lengths.to(self.device))
         with self._timed("encoder"):
-            enc, enc_lens = self.model.encode(features, feature_lens)
+            enc, enc_lens, layers = self.model.encode_layers(features, feature_lens)
         batch = EncodedBatch(enc, enc_lens, [references[r] for r in usable], [results[r].prediction for r in usable])
+        batch.layers = layers
         batch.durations = [float(cuts[r].duration) for r in usable]
         for task in self.sources:
             with self._timed(task):

@@ -43,6 +43,7 @@ class EncodedBatch:
     references: list[Reference]
     predictions: list[Prediction]
     durations: list[float] = field(default_factory=list)
+    layers: list[torch.Tensor] = field(default_factory=list)  # every encoder layer, when a head mixes them
     labels: dict[str, list[str]] = field(default_factory=dict)
     prompt_languages: list[str] | None = None
     slu: list[DecodingResult] | None = None
@@ -98,7 +99,9 @@ class TaskReader:
                 self._asr(batch)
             inputs["tokens"] = [self.tokenizer.encode(p.text) if p.text else [] for p in batch.predictions]
         # A head may have more outputs than its vocabulary has labels (a one-label vocabulary gets two outputs).
-        probs = self.model.tasks[head or task].probabilities(batch.enc, batch.enc_lens, **inputs)[:, : len(labels)]
+        name = head or task
+        enc = self.model.task_input(name, batch.enc, batch.layers)
+        probs = self.model.tasks[name].probabilities(enc, batch.enc_lens, **inputs)[:, : len(labels)]
         batch.labels[task] = [labels[i] for i in probs.argmax(dim=-1).tolist()]
         return batch.labels[task]
 

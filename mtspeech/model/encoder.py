@@ -132,11 +132,14 @@ class ConformerEncoder(nn.Module):
         feature_lens: torch.Tensor,
         chunk_size: int | None = None,
         left_chunks: int = -1,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        keep_layers: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """``(B, T, input_dim)`` + ``(B,)`` -> ``(B, T_enc, d_model)`` + ``(B,)``.
 
         ``chunk_size`` overrides the configured chunking (0 = full context), e.g. to decode a dynamic-chunk
-        model with a given latency; ``left_chunks`` then applies (-1 = all past chunks)."""
+        model with a given latency; ``left_chunks`` then applies (-1 = all past chunks). ``keep_layers`` adds a
+        third item: the residual stream after the subsampling and after every block (``num_blocks + 1`` tensors
+        ``(B, T_enc, d_model)``, un-normalised), for heads that mix layers."""
         self._check_input(features, feature_lens)
         x, lengths = self.subsampling(features, feature_lens)
         valid = padding_mask(lengths, x.size(1))
@@ -144,8 +147,13 @@ class ConformerEncoder(nn.Module):
         attn_mask = valid[:, None, None, :]  # (B, 1, 1, T_enc): keys
         if 0 < size < x.size(1):
             attn_mask = ensure_attendable(attn_mask & chunk_mask(x.size(1), size, left, x.device))
+        layers = [x] if keep_layers else []
         for block in self.blocks:
             x = block(x, attn_mask, valid)
+            if keep_layers:
+                layers.append(x)
+        if keep_layers:
+            return self.final_norm(x), lengths, layers
         return self.final_norm(x), lengths
 
     def _check_input(self, features: torch.Tensor, feature_lens: torch.Tensor) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -86,6 +87,27 @@ class AttentionPooling(nn.Module):
         variance = torch.einsum("bt,btd->bd", weights, x.square()) - mean.square()
         # the floor keeps the square root's gradient finite where a channel is constant (one valid frame)
         return torch.cat([mean, variance.clamp_min(1e-6).sqrt()], dim=-1)
+
+
+class LayerMix(nn.Module):
+    """A learned softmax-weighted sum of encoder layers, each layer-normalised (SUPERB's weighted layer sum).
+
+    Why: the CTC loss shapes the top layers for the words, and what a voice or a prosody-borne label needs may be
+    clearer lower down (``python bench/layer_probe.py`` measures it per layer). The residual stream grows with
+    depth, so every layer is normalised (without parameters) before mixing; the weights start equal."""
+
+    def __init__(self, num_layers: int) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"LayerMix needs at least one layer, got {num_layers}")
+        self.logits = nn.Parameter(torch.zeros(num_layers))
+
+    def forward(self, layers: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``num_layers`` tensors ``(B, T, D)`` -> their weighted sum ``(B, T, D)``."""
+        if len(layers) != self.logits.numel():
+            raise ValueError(f"LayerMix was built for {self.logits.numel()} layers, got {len(layers)}")
+        weights = self.logits.softmax(dim=0)
+        return sum(w * F.layer_norm(x, x.shape[-1:]) for w, x in zip(weights, layers, strict=True))
 
 
 def mlp_head(d_in: int, d_out: int, hidden_dim: int, dropout: float) -> nn.Module:

@@ -44,6 +44,7 @@ class ModelOutput:
     enc: torch.Tensor  # (B, T_enc, d_model): the shared representation
     enc_lens: torch.Tensor  # (B,)
     raw_losses: dict[str, torch.Tensor] = field(default_factory=dict)  # before the hybrid CTC/attention scaling
+    layers: list[torch.Tensor] = field(default_factory=list)  # every encoder layer, when a task mixes them
 
 
 class MultiTaskModel(nn.Module):
@@ -65,6 +66,7 @@ class MultiTaskModel(nn.Module):
                 raise UserError(f"task {name!r} needs task(s) {', '.join(missing)} enabled in model.tasks too")
         for task in tasks.values():
             task.attach(tasks)
+            task.bind_encoder(config.encoder.num_blocks + 1)
         self.tasks = nn.ModuleDict(tasks)
 
     @property
@@ -81,6 +83,29 @@ class MultiTaskModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel ``(B, T, n_mels)`` -> shared representation ``(B, T_enc, d_model)`` and its lengths."""
         return self.encoder(features, feature_lens, chunk_size=chunk_size, left_chunks=left_chunks)
+
+    @property
+    def reads_layers(self) -> bool:
+        """True when some task reads encoder layers besides the output (``encoder_layers: mix``)."""
+        return any(task.reads_layers for task in self.tasks.values())
+
+    def encode_layers(
+        self, features: torch.Tensor, feature_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """:meth:`encode` plus every encoder layer when some task reads them (else an empty list); give both
+        to :meth:`task_input`."""
+        if not self.reads_layers:
+            return (*self.encoder(features, feature_lens), [])
+        return self.encoder(features, feature_lens, keep_layers=True)
+
+    def task_input(self, name: str, enc: torch.Tensor, layers: Sequence[torch.Tensor]) -> torch.Tensor:
+        """What task ``name`` reads: the encoder output, or its own mix of ``layers`` (from :meth:`encode_layers`)."""
+        task = self.tasks[name]
+        if not task.reads_layers:
+            return enc
+        if not layers:
+            raise UserError(f"task {name!r} mixes encoder layers: encode with encode_layers(), not encode()")
+        return task.layer_input(layers)
 
     def features_from_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
         """Padded 16 kHz waveforms ``(B, N)`` -> normalised log-mel features and frame lengths."""
@@ -99,11 +124,11 @@ class MultiTaskModel(nn.Module):
 
     def forward(self, batch: Batch, tasks: Sequence[str] | None = None) -> ModelOutput:
         """Encode once, then each selected task's loss on its labelled rows (all enabled tasks by default)."""
-        enc, enc_lens = self.encode(batch.features, batch.feature_lens)
+        enc, enc_lens, layers = self.encode_layers(batch.features, batch.feature_lens)
         losses: dict[str, torch.Tensor] = {}
         num_items: dict[str, int] = {}
         for name in self._selected(tasks):
-            result = self.tasks[name].loss(enc, enc_lens, batch)
+            result = self.tasks[name].loss(self.task_input(name, enc, layers), enc_lens, batch)
             if result.num_items > 0:
                 losses[name] = result.loss
                 num_items[name] = result.num_items
@@ -114,7 +139,7 @@ class MultiTaskModel(nn.Module):
                 losses["asr_ctc"] = alpha * losses["asr_ctc"]
             if "decoder" in losses:
                 losses["decoder"] = (1.0 - alpha) * losses["decoder"]
-        return ModelOutput(losses, num_items, enc, enc_lens, raw)
+        return ModelOutput(losses, num_items, enc, enc_lens, raw, layers)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Trainable parameters outside every task head: the encoder (the front end has none)."""
@@ -157,8 +182,11 @@ class MultiTaskModel(nn.Module):
             names = [n for n in self.task_names if n != "decoder" or "prompts" in options.get("decoder", {})]
         else:
             names = self._selected(tasks)
-        enc, enc_lens = self.encode(features, feature_lens)
-        return {name: self.tasks[name].predict(enc, enc_lens, **dict(options.get(name, {}))) for name in names}
+        enc, enc_lens, layers = self.encode_layers(features, feature_lens)
+        return {
+            name: self.tasks[name].predict(self.task_input(name, enc, layers), enc_lens, **dict(options.get(name, {})))
+            for name in names
+        }
 
 
 def resolve_model_config(config: ModelConfig, tokenizer: Any, vocabs: Mapping[str, Any]) -> ModelConfig:

@@ -90,6 +90,7 @@ class _Batch:
     enc: torch.Tensor
     enc_lens: torch.Tensor
     durations: list[float]
+    layers: list[torch.Tensor] = field(default_factory=list)  # every encoder layer, when a head mixes them
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     language: list[dict[str, Any]] | None = None
     prompt_languages: list[str] | None = None
@@ -215,14 +216,14 @@ class ModelAnalyzer:
         features, feature_lens = self.model.features_from_audio(padded.to(self.device), lengths.to(self.device))
         timings["features"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        enc, enc_lens = self.model.encode(features, feature_lens)
+        enc, enc_lens, layers = self.model.encode_layers(features, feature_lens)
         timings["encoder"] = (time.perf_counter() - started) * 1000
         short = [row for row, n in enumerate(enc_lens.tolist()) if n < MIN_ENCODER_FRAMES]
         if short:
             seconds = len(waves[short[0]]) / sample_rate
             raise UserError(f"audio {short[0]} lasts {seconds:.3f} s: too short for the encoder (at least 0.1 s)")
         durations = [len(w) / sample_rate for w in waves]
-        return _Batch(enc, enc_lens, durations, timings)
+        return _Batch(enc, enc_lens, durations, layers, timings)
 
     def _answer(self, task: str, batch: _Batch, targets: list[str | None]) -> list[dict[str, Any] | None]:
         handlers: dict[str, Callable[[], list[dict[str, Any] | None]]] = {
@@ -243,7 +244,8 @@ class ModelAnalyzer:
         inputs: dict[str, Any] = {}
         if head == "intent_text":  # reads the transcript the asr answer shows, as the slots head does
             inputs["tokens"] = [self.tokenizer.encode(r.text) if r.text else [] for r in self._transcripts(batch)]
-        probs = self.model.tasks[head].probabilities(batch.enc, batch.enc_lens, **inputs).cpu()
+        enc = self.model.task_input(head, batch.enc, batch.layers)
+        probs = self.model.tasks[head].probabilities(enc, batch.enc_lens, **inputs).cpu()
         labels = self.vocabs[vocab].labels
         out: list[dict[str, Any] | None] = [answers.classifier_answer(row, labels, top) for row in probs]
         if task == "intent":  # 60-odd intents: the label, its confidence and the runners-up, not every class

@@ -73,6 +73,19 @@ class Task(nn.Module, ABC):
             raise UserError(f"{self.name}: {len(tokens)} token rows for a batch of {enc.size(0)}")
         return [[int(t) for t in row] for row in tokens]
 
+    def bind_encoder(self, num_layers: int) -> None:
+        """Called once by the model with the number of encoder layers it can hand over (the subsampling output
+        and every block's); tasks that read more than the encoder output build their layer weights here."""
+
+    @property
+    def reads_layers(self) -> bool:
+        """True when :meth:`layer_input` (not the encoder output alone) is this task's input."""
+        return False
+
+    def layer_input(self, layers: Sequence[torch.Tensor]) -> torch.Tensor:
+        """This task's input made from every encoder layer (only for tasks whose :attr:`reads_layers`)."""
+        raise NotImplementedError(f"task {self.name!r} reads the encoder output, not its layers")
+
     def set_progress(self, progress: float) -> None:
         """Training progress in [0, 1] (for schedules such as the accent task's gradient-reversal ramp)."""
 

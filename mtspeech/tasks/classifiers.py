@@ -5,8 +5,12 @@ The accent classifier, which adds gradient reversal, lives in :mod:`mtspeech.tas
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from mtspeech.tasks.base import register_task
-from mtspeech.tasks.pooled import PooledClassifierTask
+from mtspeech.tasks.pooled import PooledClassifierConfig, PooledClassifierTask
 
 
 @register_task
@@ -16,11 +20,19 @@ class IntentTask(PooledClassifierTask):
     name = "intent"
 
 
+class LanguageIdConfig(PooledClassifierConfig):
+    encoder_layers: Literal["last"] = Field(
+        "last",
+        description="always the encoder output: decoding asks this head for the language where it holds only that",
+    )
+
+
 @register_task
 class LanguageIdTask(PooledClassifierTask):
     """Spoken language (ISO 639-1)."""
 
     name = "lid"
+    config_class = LanguageIdConfig
 
 
 @register_task

@@ -20,7 +20,7 @@ from torch import nn
 from mtspeech.data.batch import IGNORE, Batch
 from mtspeech.errors import UserError
 from mtspeech.model.attention import padding_mask
-from mtspeech.model.layers import AttentionPooling, mlp_head
+from mtspeech.model.layers import AttentionPooling, LayerMix, mlp_head
 from mtspeech.tasks.base import Task, TaskConfig, TaskLoss, rows_with
 from mtspeech.tasks.metrics import accuracy
 
@@ -38,6 +38,11 @@ class PooledClassifierConfig(TaskConfig):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     pool_norm: Literal["batch", "none"] = Field(
         "batch", description="normalise the pooled vector over the batch (running statistics at inference)"
+    )
+    encoder_layers: Literal["last", "mix"] = Field(
+        "last",
+        description="last: pool the encoder output; mix: pool a learned weighted sum of the subsampling output and "
+        "every block's output (for labels the top layers give up for the words, such as the voice)",
     )
 
 
@@ -80,6 +85,19 @@ class PooledClassifierTask(Task):
                 "classifier": mlp_head(pool.output_dim, num_classes, config.hidden_dim, config.dropout),
             }
         )
+
+    def bind_encoder(self, num_layers: int) -> None:
+        if self.reads_layers and "layer_mix" not in self.head:
+            self.head["layer_mix"] = LayerMix(num_layers)
+
+    @property
+    def reads_layers(self) -> bool:
+        return self.config.encoder_layers == "mix"
+
+    def layer_input(self, layers: Sequence[torch.Tensor]) -> torch.Tensor:
+        if "layer_mix" not in self.head:
+            raise UserError(f"task {self.name!r} mixes encoder layers but was never bound to an encoder")
+        return self.head["layer_mix"](layers)
 
     @classmethod
     def key(cls) -> str:

@@ -200,6 +200,12 @@ def build_run(config: TrainConfig, resume: bool) -> Run:
         broadcast_module(model, env)
     if config.compile:
         compile_encoder_blocks(model)
+    if model.reads_layers and getattr(config.balancer, "representation", False):
+        mixing = [name for name, task in model.tasks.items() if task.reads_layers]
+        raise UserError(
+            f"balancer.representation: true combines gradients of the encoder output, but model.tasks "
+            f"{', '.join(mixing)} read other encoder layers too (encoder_layers: mix); use one or the other"
+        )
     balancer = build_balancer(config.balancer, model, tasks)
     balancer_params = balancer.extra_parameters()
     seed_everything(config.seed + env.rank)  # but independent dropout masks per rank

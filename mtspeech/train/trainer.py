@@ -252,7 +252,9 @@ class Trainer:
                     continue
                 first = next(iter(losses))
                 losses[first] = losses[first] + anchor
-            weights.update(run.balancer.backward(losses, shared_repr=out.enc, loss_scale=scale / accumulation))
+            # Heads that mix encoder layers bypass the encoder output, so it is no single shared representation.
+            shared = None if run.model.reads_layers else out.enc
+            weights.update(run.balancer.backward(losses, shared_repr=shared, loss_scale=scale / accumulation))
         run.balancer.before_step()
         telemetry = run.balancer.pop_telemetry()
         if telemetry is not None and run.env.is_main:

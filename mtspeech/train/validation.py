@@ -66,7 +66,9 @@ class _Collector:
         refs.extend(references)
 
     @torch.no_grad()
-    def batch(self, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor) -> None:
+    def batch(
+        self, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor, layers: list[torch.Tensor] | None = None
+    ) -> None:
         for name, task in self.model.tasks.items():
             handler: Callable[..., None] | None = getattr(self, f"_task_{name}", None)
             if handler is not None:
@@ -76,7 +78,8 @@ class _Collector:
                 if labels is None or not bool((labels != IGNORE).any()):
                     continue
                 rows = _rows(labels != IGNORE)
-                self.add(name, "", task.predict(enc[rows], enc_lens[rows]), labels[rows].tolist())
+                inputs = self.model.task_input(name, enc, layers or [])
+                self.add(name, "", task.predict(inputs[rows], enc_lens[rows]), labels[rows].tolist())
 
     def _task_asr_ctc(self, task: Any, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor) -> None:
         rows = _rows(batch.ctc_mask)
@@ -185,7 +188,7 @@ def validate(
             batch = batch.to(env.device)
             with autocast():  # predictions too: under bf16/fp16 the encoder output is half precision
                 out = model(batch)
-                collector.batch(batch, out.enc, out.enc_lens)
+                collector.batch(batch, out.enc, out.enc_lens, out.layers)
             for task, loss in out.raw_losses.items():
                 loss_sums[task] += float(loss) * out.num_items[task]
                 item_counts[task] += out.num_items[task]
