@@ -297,9 +297,14 @@ class Predictor:
             features, feature_lens = self.model.features_from_audio(padded.to(self.device), lengths.to(self.device))
         with self._timed("encoder"):
             enc, enc_lens, layers = self.model.encode_layers(features, feature_lens)
-        batch = EncodedBatch(enc, enc_lens, [references[r] for r in usable], [results[r].prediction for r in usable])
-        batch.layers = layers
-        batch.durations = [float(cuts[r].duration) for r in usable]
+        batch = EncodedBatch(
+            enc,
+            enc_lens,
+            [references[r] for r in usable],
+            [results[r].prediction for r in usable],
+            durations=[float(cuts[r].duration) for r in usable],
+            layers=layers,
+        )
         for task in self.sources:
             with self._timed(task):
                 self.reader.read(task, batch)

@@ -200,7 +200,7 @@ def build_run(config: TrainConfig, resume: bool) -> Run:
         broadcast_module(model, env)
     if config.compile:
         compile_encoder_blocks(model)
-    if model.reads_layers and getattr(config.balancer, "representation", False):
+    if model.reads_layers and config.balancer.representation:
         mixing = [name for name, task in model.tasks.items() if task.reads_layers]
         raise UserError(
             f"balancer.representation: true combines gradients of the encoder output, but model.tasks "

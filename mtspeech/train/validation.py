@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -67,7 +67,7 @@ class _Collector:
 
     @torch.no_grad()
     def batch(
-        self, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor, layers: list[torch.Tensor] | None = None
+        self, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor, layers: Sequence[torch.Tensor] = ()
     ) -> None:
         for name, task in self.model.tasks.items():
             handler: Callable[..., None] | None = getattr(self, f"_task_{name}", None)
@@ -78,7 +78,7 @@ class _Collector:
                 if labels is None or not bool((labels != IGNORE).any()):
                     continue
                 rows = _rows(labels != IGNORE)
-                inputs = self.model.task_input(name, enc, layers or [])
+                inputs = self.model.task_input(name, enc, layers)
                 self.add(name, "", task.predict(inputs[rows], enc_lens[rows]), labels[rows].tolist())
 
     def _task_asr_ctc(self, task: Any, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor) -> None:
