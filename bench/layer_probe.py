@@ -47,22 +47,15 @@ def _pool(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 def layer_vectors(model: Any, cuts: list[Any], batch_seconds: float) -> tuple[list[torch.Tensor], list[Any]]:
     """Pooled vectors per layer (``[subsampling, block 1..N, encoder output]``, each ``(cuts, 2D)``) and the
     reference labels of the cuts in the same order."""
-    encoder = model.encoder
-    per_layer: list[list[torch.Tensor]] = [[] for _ in range(len(encoder.blocks) + 2)]
+    per_layer: list[list[torch.Tensor]] = [[] for _ in range(len(model.encoder.blocks) + 2)]
     references = []
     for batch in make_batches(cuts, batch_seconds):
         waves = [load_waveform(cut, model.frontend.sample_rate) for cut in batch]
         padded, lengths = pad_waveforms(waves)
         features, feature_lens = model.features_from_audio(padded, lengths)
-        x, lens = encoder.subsampling(features, feature_lens)
-        valid = padding_mask(lens, x.size(1))
-        mask = valid[:, None, None, :]
-        outputs = [x]
-        for block in encoder.blocks:
-            x = block(x, mask, valid)
-            outputs.append(x)
-        outputs.append(encoder.final_norm(x))
-        for i, out in enumerate(outputs):
+        enc, lens, layers = model.encoder(features, feature_lens, keep_layers=True)
+        valid = padding_mask(lens, enc.size(1))
+        for i, out in enumerate([*layers, enc]):
             per_layer[i].append(_pool(out, valid))
         references.extend(reference_from_cut(cut) for cut in batch)
     return [torch.cat(v) for v in per_layer], references
