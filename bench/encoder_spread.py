@@ -24,7 +24,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
-from mtspeech.model.attention import padding_mask  # noqa: E402
 from mtspeech.train.build import build_run  # noqa: E402
 from mtspeech.train.config import TrainConfig  # noqa: E402
 
@@ -76,14 +75,9 @@ def run_variant(name: str, corpus: str, task: str, steps: int, lr: float) -> dic
         correct = total = 0
         with torch.no_grad():
             for batch in held_out:
-                x, lens = model.encoder.subsampling(batch.features, batch.feature_lens)
-                valid = padding_mask(lens, x.size(1))
-                mask = valid[:, None, None, :]
-                for i, block in enumerate(model.encoder.blocks):
-                    x = block(x, mask, valid)
+                enc, lens, layers = model.encoder(batch.features, batch.feature_lens, keep_layers=True)
+                for i, x in enumerate([*layers[1:], enc]):  # after each block, then the encoder output
                     per_block[i].append(spread(x, lens))
-                enc = model.encoder.final_norm(x)
-                per_block[-1].append(spread(enc, lens))
                 labels = batch.class_targets[task]
                 keep = labels >= 0
                 predicted = torch.tensor(model.tasks[task].predict(enc, lens))
