@@ -5,7 +5,8 @@ subsampling and of every Conformer block (and the normalised encoder output), po
 standard deviation of its frames, and fits one logistic-regression probe per task and layer on the train split
 (features standardised with train statistics, full-batch L-BFGS, weight decay chosen on valid). Prints valid and
 test accuracy per layer, so a head's best input layer shows at a glance: labels carried by prosody (emotion) or
-voice (speaker, gender) may fade in the top layers that the CTC loss shapes for the words.
+voice (speaker, gender) may fade in the top layers that the CTC loss shapes for the words. For a model whose heads
+mix layers (``encoder_layers: mix``) it also records the weights those heads learned.
 
     python bench/layer_probe.py --model work/runs/synth-small/model.pt --corpus work/corpus-small
 """
@@ -137,6 +138,16 @@ def main() -> None:
         print(f"{split}: {len(refs[split])} cuts encoded")
     names = layer_names(len(model.encoder.blocks))
     figures: dict[str, Any] = {"model": args.model, "corpus": args.corpus, "layers": names, "tasks": {}}
+    # What the model's own mixing heads (encoder_layers: mix) learned to read, beside what the probes find.
+    mixes = {
+        name: dict(zip(names[:-1], task.head["layer_mix"].logits.softmax(0).tolist(), strict=True))
+        for name, task in model.tasks.items()
+        if task.reads_layers
+    }
+    if mixes:
+        figures["learned_mix_weights"] = {t: {k: round(v, 3) for k, v in w.items()} for t, w in mixes.items()}
+        for task, weights in figures["learned_mix_weights"].items():
+            print(f"{task} head's learned layer weights: {weights}")
     for task in tasks:
         result = probe_task(task, layers, refs)
         result["layers"] = {name: r for name, r in zip(names, result["layers"], strict=True)}

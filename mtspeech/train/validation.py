@@ -66,9 +66,7 @@ class _Collector:
         refs.extend(references)
 
     @torch.no_grad()
-    def batch(
-        self, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor, layers: Sequence[torch.Tensor] = ()
-    ) -> None:
+    def batch(self, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor, layers: Sequence[torch.Tensor]) -> None:
         for name, task in self.model.tasks.items():
             handler: Callable[..., None] | None = getattr(self, f"_task_{name}", None)
             if handler is not None:
