@@ -80,3 +80,14 @@ def test_a_task_that_would_start_after_the_last_step_is_a_config_error(tmp_path)
         TrainConfig.model_validate(raw)
     raw["curriculum"]["tasks"]["lid"]["start_step"] = 5
     assert TrainConfig.model_validate(raw).curriculum.tasks["lid"].start_step == 5
+
+
+def test_a_warming_up_head_trains_before_its_task_joins_the_encoder():
+    config = CurriculumConfig.model_validate(
+        {"tasks": {"emotion": {"head_start_step": 3, "start_step": 8, "ramp_steps": 2}, "lid": {"start_step": 1}}}
+    )
+    c = Curriculum(config, ["asr_ctc", "emotion", "lid"])
+    assert c.head_tasks(2) == set() and c.head_tasks(3) == {"emotion"} and c.head_tasks(20) == {"emotion"}
+    assert [c.multipliers(s)["emotion"] for s in (3, 7, 8, 9)] == [0.0, 0.0, 0.5, 1.0]  # what reaches the encoder
+    with pytest.raises(ValidationError, match=r"head_start_step \(9\) must not come after start_step \(8\)"):
+        CurriculumConfig.model_validate({"tasks": {"emotion": {"head_start_step": 9, "start_step": 8}}})

@@ -248,6 +248,30 @@ def test_a_mix_of_the_subsampling_output_alone_does_not_depend_on_the_blocks():
     assert set(model.predict(batch.features, batch.feature_lens)) == set(ALL_TASKS) - {"decoder"}
 
 
+def test_encoder_grad_scales_only_what_a_task_sends_into_the_encoder():
+    torch.manual_seed(0)
+    model = MultiTaskModel(tiny_config(("asr_ctc", "emotion")))
+    batch = random_batch()
+
+    def grads(factor: float) -> tuple[list[torch.Tensor | None], list[torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        model(batch, tasks=["emotion"], encoder_grad={"emotion": factor}).losses["emotion"].backward()
+        encoder = [p.grad for p in model.encoder.parameters()]
+        return encoder, [p.grad.clone() for p in model.tasks["emotion"].parameters()]
+
+    full_encoder, full_head = grads(1.0)
+    half_encoder, half_head = grads(0.5)
+    alone_encoder, alone_head = grads(0.0)
+    assert all(g is None for g in alone_encoder)  # detached: nothing reaches the encoder
+    assert all(g is not None and bool(g.abs().sum() > 0) for g in full_encoder[-4:])
+    for full, half in zip(full_encoder, half_encoder, strict=True):
+        if full is not None:
+            torch.testing.assert_close(half, 0.5 * full)
+    for heads in (half_head, alone_head):  # the head itself always learns at full weight
+        for full, other in zip(full_head, heads, strict=True):
+            torch.testing.assert_close(other, full)
+
+
 def test_the_language_head_keeps_the_encoder_output():
     with pytest.raises(UserError, match=r"tasks\.lid\.encoder_layers"):
         tiny_config(lid={"encoder_layers": "mix"})

@@ -206,3 +206,28 @@ def test_a_head_that_mixes_encoder_layers_trains_its_weights(corpus: Path, tmp_p
     train(load_train_config(write_config(tmp_path / "run.yaml", config)))
     weights = mtspeech.load(tmp_path / "run" / "model.pt").model.tasks["intent"].head["layer_mix"].logits
     assert weights.numel() == 2 and bool((weights != 0).any())  # one block + the subsampling; they start at 0
+
+
+def test_a_warming_up_head_trains_alone_and_leaves_the_encoder_as_if_it_were_off(corpus: Path, tmp_path: Path) -> None:
+    # No dropout anywhere: the warming head would otherwise draw masks from the RNG the encoder's next step uses.
+    quiet = {
+        "encoder": {"preset": "tiny", "num_blocks": 1, "dropout": 0.0, "attention_dropout": 0.0},
+        "tasks": {"asr_ctc": {"dropout": 0.0}, "intent": {"dropout": 0.0}, "lid": {"dropout": 0.0}},
+    }
+    losses = {}
+    for name, intent in (("warm", {"head_start_step": 0, "start_step": 2}), ("off", {"start_step": 2})):
+        config = tiny_train_config(
+            corpus, tmp_path / name, max_steps=3, valid_every=3, model=quiet, curriculum={"tasks": {"intent": intent}}
+        )
+        config["model"]["tasks"] = quiet["tasks"]
+        train(load_train_config(write_config(tmp_path / f"{name}.yaml", config)))
+        losses[name] = _train_losses(tmp_path / name)
+    records = [r for r in read_log(tmp_path / "warm" / "train.jsonl") if r["kind"] == "train"]
+    assert [r.get("multiplier/intent") for r in records] == [0.0, 0.0, None]  # encoder share off, then joined
+    assert "loss/intent" in losses["warm"][2] and "loss/intent" not in losses["off"][2]  # step 1: no intent labels
+    # Steps 1-2 update the encoder identically (the warming head's gradient stops at the detached output), so the
+    # other tasks' losses after them match exactly; the intent head itself has learned in the warm run.
+    for step in (1, 2, 3):
+        for key in ("loss/asr_ctc", "loss/lid"):
+            assert losses["warm"][step][key] == losses["off"][step][key], (step, key)
+    assert losses["warm"][3]["loss/intent"] != losses["off"][3]["loss/intent"]

@@ -26,6 +26,7 @@ from mtspeech.data.features import LogMelFrontend
 from mtspeech.errors import UserError
 from mtspeech.model.config import ModelConfig
 from mtspeech.model.encoder import ConformerEncoder
+from mtspeech.model.layers import scale_gradient
 from mtspeech.tasks.base import Task, get_task_class
 
 HYBRID_TASKS = ("asr_ctc", "decoder")
@@ -122,13 +123,26 @@ class MultiTaskModel(nn.Module):
             )
         return list(dict.fromkeys(tasks))
 
-    def forward(self, batch: Batch, tasks: Sequence[str] | None = None) -> ModelOutput:
-        """Encode once, then each selected task's loss on its labelled rows (all enabled tasks by default)."""
+    def forward(
+        self,
+        batch: Batch,
+        tasks: Sequence[str] | None = None,
+        encoder_grad: Mapping[str, float] | None = None,
+    ) -> ModelOutput:
+        """Encode once, then each selected task's loss on its labelled rows (all enabled tasks by default).
+
+        ``encoder_grad``: task -> factor on the gradient that task's loss sends into the encoder (0 trains its
+        head alone on the detached encoder output; tasks not listed: 1). The curriculum's head warm-up uses it."""
         enc, enc_lens, layers = self.encode_layers(batch.features, batch.feature_lens)
         losses: dict[str, torch.Tensor] = {}
         num_items: dict[str, int] = {}
         for name in self._selected(tasks):
-            result = self.tasks[name].loss(self.task_input(name, enc, layers), enc_lens, batch)
+            factor = (encoder_grad or {}).get(name, 1.0)
+            task_enc, task_layers = enc, layers
+            if factor != 1.0:
+                task_enc = _scaled_gradient(enc, factor)
+                task_layers = [_scaled_gradient(x, factor) for x in layers] if self.tasks[name].reads_layers else []
+            result = self.tasks[name].loss(self.task_input(name, task_enc, task_layers), enc_lens, batch)
             if result.num_items > 0:
                 losses[name] = result.loss
                 num_items[name] = result.num_items
@@ -187,6 +201,11 @@ class MultiTaskModel(nn.Module):
             name: self.tasks[name].predict(self.task_input(name, enc, layers), enc_lens, **dict(options.get(name, {})))
             for name in names
         }
+
+
+def _scaled_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` unchanged, its gradient times ``factor``; at 0 no graph is kept back into the encoder at all."""
+    return x.detach() if factor == 0.0 else scale_gradient(x, factor)
 
 
 def resolve_model_config(config: ModelConfig, tokenizer: Any, vocabs: Mapping[str, Any]) -> ModelConfig:

@@ -167,6 +167,12 @@ def build_run(config: TrainConfig, resume: bool) -> Run:
         raise UserError("optim.ema is not supported with distributed.strategy fsdp (the average would be sharded)")
     if fsdp and config.balancer.telemetry_every:
         raise UserError("gradient telemetry needs unsharded gradients: set balancer.telemetry_every: 0 with fsdp")
+    warming = sorted(t for t, s in config.curriculum.tasks.items() if s.head_start_step is not None)
+    if fsdp and warming:
+        raise UserError(
+            f"curriculum.tasks.{warming[0]}.head_start_step: a warming-up head takes a backward of its own, which "
+            "FSDP's in-backward gradient reduction does not allow; use distributed.strategy ddp or drop the key"
+        )
 
     if not resume:
         _check_fresh_run_dir(run_dir, manager)  # on every rank, so all of them stop with the same error

@@ -6,9 +6,16 @@
       tasks:
         decoder: {start_step: 2000, ramp_steps: 1000}               # on at step 2000, full weight at 3000
         intent:  {when: {metric: asr_ctc.cer, below: 0.30}, ramp_steps: 500}   # after CER < 30 %
+        emotion: {head_start_step: 300, start_step: 1400, ramp_steps: 200}     # head alone from 300
 
 ``Curriculum(config).multipliers(step, metrics)`` gives each scheduled task a multiplier in [0, 1]; the trainer
 multiplies the task's loss by it before the balancer and drops tasks at 0. Tasks not listed are always at 1.
+
+``head_start_step`` warms the head up first (linear probing before fine-tuning, Kumar et al., 2022): from that
+step the task's loss trains its head at full weight on the *detached* encoder output, and the multiplier scales
+only the gradient the task sends into the encoder. A head that is still guessing sends large, uninformative
+gradients into the shared encoder; one warmed up on the features of the moment joins with useful ones.
+``Curriculum.head_tasks(step)`` lists the tasks whose heads train at a step.
 A task switches on at the first step ``>= start_step`` where its condition holds (``metrics`` are the latest
 validation metrics, the same on every rank) and stays on: a metric that later gets worse does not switch it off
 again, which would make training oscillate. The switch-on steps are the state saved for resume.
@@ -52,6 +59,21 @@ class TaskSchedule(StrictConfig):
     start_step: int = Field(0, ge=0, description="earliest optimizer step the task is on")
     when: MetricCondition | None = Field(None, description="also wait until this metric condition holds")
     ramp_steps: int = Field(0, ge=0, description="steps of linear ramp from 0 to 1 after switching on; 0 = jump")
+    head_start_step: int | None = Field(
+        None,
+        ge=0,
+        description="train the head alone (on the detached encoder output) from this step; the task's gradient "
+        "reaches the encoder from start_step (and its condition) on, scaled by the ramp",
+    )
+
+    @model_validator(mode="after")
+    def _head_first(self) -> TaskSchedule:
+        if self.head_start_step is not None and self.head_start_step > self.start_step:
+            raise ValueError(
+                f"head_start_step ({self.head_start_step}) must not come after start_step ({self.start_step}): "
+                "the head trains from head_start_step, the encoder joins at start_step"
+            )
+        return self
 
 
 class CurriculumConfig(StrictConfig):
@@ -90,6 +112,15 @@ class Curriculum:
                 on_at = self.switched_on[task] = step
             result[task] = self._ramp(schedule, step, on_at)
         return result
+
+    def head_tasks(self, step: int) -> set[str]:
+        """Tasks with a ``head_start_step`` reached by ``step``: their heads train at full weight and their
+        multiplier scales only the gradient they send into the encoder."""
+        return {
+            task
+            for task, schedule in self.config.tasks.items()
+            if schedule.head_start_step is not None and step >= schedule.head_start_step
+        }
 
     @staticmethod
     def _ramp(schedule: TaskSchedule, step: int, on_at: int | None) -> float:

@@ -6,6 +6,7 @@ One optimizer step::
     multipliers = curriculum.multipliers(step, latest valid metrics)       # 0 = task off, ramps in (0, 1)
     for each of accumulation_steps micro-batches:
         out = model(batch, active tasks)                                     # ONE encoder pass
+        warming-up heads (curriculum head_start_step): own backward on the detached encoder output
         balancer.backward({t: multiplier_t * loss_t}, shared_repr=out.enc, loss_scale=fp16 scale / accumulation)
     balancer.before_step()                                                   # e.g. PCGrad projects here
     average .grad over ranks (data parallel)  ->  unscale (fp16)  ->  clip  ->  optimizer.step()
@@ -232,7 +233,10 @@ class Trainer:
         config = self.config
         run.model.set_progress(progress.step / config.max_steps)
         multipliers = run.curriculum.multipliers(progress.step, progress.metrics)
-        active = [t for t in run.tasks if multipliers.get(t, 1.0) > 0.0]
+        # Warming-up heads train at full weight; their multiplier scales only what reaches the encoder.
+        warm = run.curriculum.head_tasks(progress.step)
+        active = [t for t in run.tasks if multipliers.get(t, 1.0) > 0.0 or t in warm]
+        encoder_grad = {t: multipliers.get(t, 1.0) for t in warm}
         accumulation = config.optim.accumulation_steps
         fp16 = run.scaler.is_enabled()
         weights: dict[str, float] = {}
@@ -241,10 +245,16 @@ class Trainer:
             if not active:
                 continue
             with run.autocast():
-                out = run.model(batch, tasks=active)
+                out = run.model(batch, tasks=active, encoder_grad=encoder_grad)
             window.add(out.raw_losses)
-            losses = {t: loss * multipliers.get(t, 1.0) for t, loss in out.losses.items()}
+            losses = {t: loss if t in warm else loss * multipliers.get(t, 1.0) for t, loss in out.losses.items()}
             scale = float(run.scaler.scale(torch.ones((), device=run.env.device))) if fp16 else 1.0
+            # Heads training alone touch no shared parameter: backpropagated apart, so no balancer (which
+            # weighs gradients on the shared encoder) sees a task without one. build.py keeps FSDP out.
+            heads_alone = [losses.pop(t) for t in list(losses) if encoder_grad.get(t) == 0.0]
+            if heads_alone:
+                (sum(heads_alone[1:], heads_alone[0]) * (scale / accumulation)).backward()
+                weights.update({t: 1.0 for t in out.losses if encoder_grad.get(t) == 0.0})
             if run.fsdp:
                 anchor = _absent_heads_anchor(run, out, active)
                 if not losses:  # nothing labelled here, but the other ranks' reduce-scatter needs our (zero) grads
@@ -267,7 +277,7 @@ class Trainer:
         if fp16:
             for optimizer in run.optimizers:
                 run.scaler.unscale_(optimizer)
-        self._last_grad_norm = clip_gradients(params, config.optim.grad_clip)
+        self._last_grad_norm = _clip(run, params, [t for t in warm if encoder_grad[t] == 0.0], config.optim.grad_clip)
         for optimizer in run.optimizers:
             if fp16:
                 run.scaler.step(optimizer)  # skipped when the unscaled gradients hold inf/nan
@@ -326,6 +336,16 @@ class Trainer:
         if path.is_file():
             kept = [line for line in path.read_text(encoding="utf-8").splitlines() if _telemetry_step(line) < step]
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _clip(run: Run, params: list[torch.nn.Parameter], heads_alone: list[str], max_norm: float | None) -> float:
+    """Clip the gradients; the heads training alone are clipped on their own, so that a warming-up head's
+    large gradients never shrink the encoder's update through the global norm. Returns the norm of the rest."""
+    if not heads_alone:
+        return clip_gradients(params, max_norm)
+    alone = {id(p) for task in heads_alone for p in run.model.tasks[task].parameters()}
+    clip_gradients([p for p in params if id(p) in alone], max_norm)
+    return clip_gradients([p for p in params if id(p) not in alone], max_norm)
 
 
 def _absent_heads_anchor(run: Run, out: Any, active: list[str]) -> torch.Tensor:
