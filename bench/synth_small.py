@@ -41,12 +41,26 @@ KEYS: dict[str, tuple[str, float | None, bool]] = {
 }
 
 
+# Validation metrics kept per validated step, so that runs can be compared at equal steps (percent).
+CURVE_KEYS = (
+    "asr_ctc.cer",
+    "lid.accuracy",
+    "intent.accuracy",
+    "emotion.accuracy",
+    "speaker.accuracy",
+    "gender.accuracy",
+    "accent.accuracy",
+    "vad.f1",
+)
+
+
 def training_summary(run: Path) -> dict[str, object]:
-    """Steps, wall minutes, why training stopped and the median seconds of one validation (from the valid record's
-    time back to the train record of the same step), from the run's train.jsonl."""
+    """Steps, wall minutes, why training stopped, the median seconds of one validation (from the valid record's
+    time back to the train record of the same step) and the validation curve, from the run's train.jsonl."""
     steps, first, last, stopped = 0, None, None, None
     train_time: dict[int, float] = {}
     validation_seconds: list[float] = []
+    curve: dict[str, dict[str, float]] = {}
     for line in (run / "train.jsonl").read_text().splitlines():
         record = json.loads(line)
         first = first if first is not None else record.get("time")
@@ -55,14 +69,17 @@ def training_summary(run: Path) -> dict[str, object]:
         stopped = record.get("stopped_by", stopped)
         if record.get("kind") == "train":
             train_time[int(record["step"])] = record["time"]
-        elif record.get("kind") == "valid" and int(record["step"]) in train_time:
-            validation_seconds.append(record["time"] - train_time[int(record["step"])])
+        elif record.get("kind") == "valid":
+            if int(record["step"]) in train_time:
+                validation_seconds.append(record["time"] - train_time[int(record["step"])])
+            curve[str(record["step"])] = {k: round(100 * record[k], 2) for k in CURVE_KEYS if k in record}
     minutes = (last - first) / 60 if first is not None and last is not None else None
     return {
         "steps": steps,
         "wall_minutes": round(minutes, 1) if minutes else None,
         "stopped_by": stopped,
         "validation_seconds_median": round(float(np.median(validation_seconds)), 1) if validation_seconds else None,
+        "valid_curve": curve,
     }
 
 
