@@ -103,6 +103,17 @@ def test_resume_continues_the_exact_loss_sequence(
         torch.testing.assert_close(final_resumed[key], value, rtol=1e-5, atol=1e-6)
 
 
+def test_the_saved_run_config_trains_again(straight_run: Path) -> None:
+    from mtspeech.train.config import config_to_dict
+
+    saved = load_train_config(straight_run / "config.yaml")  # every default written out, balancer options too
+    original = load_train_config(straight_run.parent / "cfg.yaml")
+    # The model section is saved resolved (vocabulary and class sizes filled in); everything else is as run.
+    assert {**config_to_dict(saved), "model": None} == {**config_to_dict(original), "model": None}
+    assert saved.model.tasks.keys() == original.model.tasks.keys()
+    assert saved.model.tasks["intent"].num_classes is not None and original.model.tasks["intent"].num_classes is None
+
+
 def test_corrupted_checkpoint_is_a_user_error_naming_the_file(straight_run: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(straight_run, run_dir)

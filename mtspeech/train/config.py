@@ -204,5 +204,8 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
-    """JSON-able dict of the whole config (paths as strings), as saved in the run dir and checkpoints."""
-    return config.model_dump(mode="json")
+    """JSON-able dict of the whole config (paths as strings), as saved in the run dir and checkpoints; it
+    validates again, so ``mtspeech train RUN/config.yaml`` reruns a run."""
+    data = config.model_dump(mode="json")
+    data["balancer"] = config.balancer.used_options()
+    return data

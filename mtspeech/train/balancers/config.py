@@ -7,7 +7,7 @@ naming the option and the methods it applies to (a typo'd method switch must not
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -101,6 +101,15 @@ class BalancerConfig(StrictConfig):
         if self.log_var_min >= self.log_var_max:
             raise ValueError(f"log_var_min ({self.log_var_min}) must be below log_var_max ({self.log_var_max})")
         return self
+
+    def used_options(self) -> dict[str, Any]:
+        """The options as JSON, without those of other methods: what a saved run config may set and load again
+        (setting another method's option is an error, see the module docstring)."""
+        return {
+            key: value
+            for key, value in self.model_dump(mode="json").items()
+            if key not in OPTION_METHODS or self.name in OPTION_METHODS[key]
+        }
 
     def prior_weights(self, tasks: list[str]) -> dict[str, float]:
         """The fixed per-task weights: ``weights`` where given, else the method's default (see ``weights``)."""
