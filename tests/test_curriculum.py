@@ -91,3 +91,24 @@ def test_a_warming_up_head_trains_before_its_task_joins_the_encoder():
     assert [c.multipliers(s)["emotion"] for s in (3, 7, 8, 9)] == [0.0, 0.0, 0.5, 1.0]  # what reaches the encoder
     with pytest.raises(ValidationError, match=r"head_start_step \(9\) must not come after start_step \(8\)"):
         CurriculumConfig.model_validate({"tasks": {"emotion": {"head_start_step": 9, "start_step": 8}}})
+
+
+def test_untrained_tasks_are_those_no_step_has_trained_and_no_condition_reads():
+    config = CurriculumConfig.model_validate(
+        {
+            "tasks": {
+                "decoder": {"start_step": 4},
+                "emotion": {"head_start_step": 2, "start_step": 6},
+                "lid": {"start_step": 4},
+                "intent": {"when": {"metric": "lid.accuracy", "above": 0.5}},  # lid's metric is watched
+            }
+        }
+    )
+    c = Curriculum(config, ["asr_ctc", "decoder", "emotion", "lid", "intent"])
+    for step in range(5):
+        c.multipliers(step)
+    # Validation after step 4 ran (progress.step == 5): decoder trained at step 4; validation after 4 steps: not.
+    assert c.untrained(4) == {"decoder", "intent"}
+    assert c.untrained(5) == {"intent"}
+    assert c.untrained(2) == {"decoder", "emotion", "intent"}  # the head warms from step 2: trained after it
+    assert c.switched_on == {"decoder": 4, "lid": 4}  # untrained() reads the state, never latches

@@ -242,3 +242,16 @@ def test_a_warming_up_head_trains_alone_and_leaves_the_encoder_as_if_it_were_off
         for key in ("loss/asr_ctc", "loss/lid"):
             assert losses["warm"][step][key] == losses["off"][step][key], (step, key)
     assert losses["warm"][3]["loss/intent"] != losses["off"][3]["loss/intent"]
+
+
+def test_validation_skips_the_metrics_of_tasks_not_trained_yet(corpus: Path, tmp_path: Path) -> None:
+    warm = {"head_start_step": 1, "start_step": 5}
+    curriculum = {"tasks": {"decoder": {"start_step": 4}, "lid": {"start_step": 4}, "intent": warm}}
+    config = tiny_train_config(corpus, tmp_path / "run", curriculum=curriculum)
+    train(load_train_config(write_config(tmp_path / "run.yaml", config)))
+    valid = {r["step"]: r for r in read_log(tmp_path / "run" / "train.jsonl") if r["kind"] == "valid"}
+    early, late = valid[3], valid[6]
+    # Before their first step: losses (which the best checkpoint sums) but no greedy search, no accuracy.
+    assert {"loss/decoder", "loss/lid"} <= set(early) and not any(k.startswith(("decoder.", "lid.")) for k in early)
+    assert {"intent.accuracy", "asr_ctc.cer", "vad.f1"} <= set(early)  # warming and unscheduled tasks: measured
+    assert {"decoder.transcribe_cer", "lid.accuracy", "intent.accuracy"} <= set(late)

@@ -122,6 +122,19 @@ class Curriculum:
             if schedule.head_start_step is not None and step >= schedule.head_start_step
         }
 
+    def untrained(self, step: int) -> set[str]:
+        """Scheduled tasks that no step before ``step`` has trained: not switched on and no warming head, and
+        no curriculum condition reads their metrics. Their validation metrics would only measure a random head.
+        Reads the switch-on state without changing it (unlike :meth:`multipliers`)."""
+        watched = {s.when.metric.split(".", 1)[0] for s in self.config.tasks.values() if s.when is not None}
+        return {
+            task
+            for task, schedule in self.config.tasks.items()
+            if (task not in self.switched_on or self.switched_on[task] >= step)
+            and (schedule.head_start_step is None or schedule.head_start_step >= step)
+            and task not in watched
+        }
+
     @staticmethod
     def _ramp(schedule: TaskSchedule, step: int, on_at: int | None) -> float:
         if on_at is None or step < on_at:

@@ -310,7 +310,8 @@ class Trainer:
         with isolated_rng(), ExitStack() as stack:
             if run.ema is not None:
                 stack.enter_context(run.ema.applied(run.model))
-            metrics = validate(run.model, run.valid_loader, run.tokenizer, run.env, run.autocast)
+            untrained = run.curriculum.untrained(progress.step)
+            metrics = validate(run.model, run.valid_loader, run.tokenizer, run.env, run.autocast, untrained)
         progress.metrics = metrics
         key = self.config.best_metric
         value = metrics.get(key)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -55,9 +55,10 @@ def _decoder_examples(batch: Batch) -> list[tuple[int, str, list[int], list[int]
 class _Collector:
     """Accumulates per-task prediction/reference pairs over batches."""
 
-    def __init__(self, model: MultiTaskModel, tokenizer: Tokenizer) -> None:
+    def __init__(self, model: MultiTaskModel, tokenizer: Tokenizer, skip: Collection[str] = ()) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.skip = frozenset(skip)
         self.pairs: dict[str, Pairs] = defaultdict(lambda: defaultdict(lambda: ([], [])))
 
     def add(self, task: str, group: str, predictions: Iterable[Any], references: Iterable[Any]) -> None:
@@ -68,6 +69,8 @@ class _Collector:
     @torch.no_grad()
     def batch(self, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor, layers: Sequence[torch.Tensor]) -> None:
         for name, task in self.model.tasks.items():
+            if name in self.skip:
+                continue
             handler: Callable[..., None] | None = getattr(self, f"_task_{name}", None)
             if handler is not None:
                 handler(task, batch, enc, enc_lens)
@@ -173,18 +176,22 @@ def validate(
     tokenizer: Tokenizer,
     env: DistEnv,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    skip_metrics: Collection[str] = (),
 ) -> dict[str, float]:
     """Losses and metrics over ``loader``: ``{"loss": total, "TASK.loss": ..., "TASK.METRIC": ...}`` (rank 0;
-    other ranks get the same dict). Runs in eval mode and restores the previous mode."""
+    other ranks get the same dict). Runs in eval mode and restores the previous mode.
+
+    ``skip_metrics``: tasks whose predictions are not made (their losses still are), e.g. tasks the curriculum
+    has not switched on yet: an untrained decoder's greedy search is most of a validation's time."""
     was_training = model.training
     model.eval()
-    collector = _Collector(model, tokenizer)
+    collector = _Collector(model, tokenizer, skip_metrics)
     loss_sums: dict[str, float] = defaultdict(float)
     item_counts: dict[str, int] = defaultdict(int)
     try:
         for batch in loader:
             batch = batch.to(env.device)
-            with autocast():  # predictions too: under bf16/fp16 the encoder output is half precision
+            with torch.no_grad(), autocast():  # predictions too: under bf16/fp16 the encoder output is half precision
                 out = model(batch)
                 collector.batch(batch, out.enc, out.enc_lens, out.layers)
             for task, loss in out.raw_losses.items():
