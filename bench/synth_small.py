@@ -41,7 +41,8 @@ KEYS: dict[str, tuple[str, float | None, bool]] = {
 }
 
 
-# Validation metrics kept per validated step, so that runs can be compared at equal steps (percent).
+# Validation metrics kept per validated step, so that runs can be compared at equal steps (percent), with the
+# seconds that validation took.
 CURVE_KEYS = (
     "asr_ctc.cer",
     "lid.accuracy",
@@ -70,9 +71,11 @@ def training_summary(run: Path) -> dict[str, object]:
         if record.get("kind") == "train":
             train_time[int(record["step"])] = record["time"]
         elif record.get("kind") == "valid":
+            point = {k: round(100 * record[k], 2) for k in CURVE_KEYS if k in record}
             if int(record["step"]) in train_time:
                 validation_seconds.append(record["time"] - train_time[int(record["step"])])
-            curve[str(record["step"])] = {k: round(100 * record[k], 2) for k in CURVE_KEYS if k in record}
+                point["seconds"] = round(validation_seconds[-1], 1)
+            curve[str(record["step"])] = point
     minutes = (last - first) / 60 if first is not None and last is not None else None
     return {
         "steps": steps,
