@@ -254,4 +254,15 @@ def test_validation_skips_the_metrics_of_tasks_not_trained_yet(corpus: Path, tmp
     # Before their first step: losses (which the best checkpoint sums) but no greedy search, no accuracy.
     assert {"loss/decoder", "loss/lid"} <= set(early) and not any(k.startswith(("decoder.", "lid.")) for k in early)
     assert {"intent.accuracy", "asr_ctc.cer", "vad.f1"} <= set(early)  # warming and unscheduled tasks: measured
-    assert {"decoder.transcribe_cer", "lid.accuracy", "intent.accuracy"} <= set(late)
+    assert {"decoder.transcribe_cer", "decoder.token_accuracy", "lid.accuracy", "intent.accuracy"} <= set(late)
+
+
+def test_valid_decode_false_measures_the_decoder_by_token_accuracy_alone(corpus: Path, tmp_path: Path) -> None:
+    config = tiny_train_config(corpus, tmp_path / "run", max_steps=3, valid_every=3, valid_decode=False)
+    train(load_train_config(write_config(tmp_path / "run.yaml", config)))
+    record = next(r for r in read_log(tmp_path / "run" / "train.jsonl") if r["kind"] == "valid")
+    assert 0.0 <= record["decoder.token_accuracy"] <= 1.0 and "loss/decoder" in record
+    assert not [k for k in record if k.startswith("decoder.") and k != "decoder.token_accuracy"]
+    bad = tiny_train_config(corpus, tmp_path / "bad", valid_decode=False, best_metric="decoder.transcribe_cer")
+    with pytest.raises(UserError, match=r"best_metric reads 'decoder\.transcribe_cer'.*valid_decode"):
+        load_train_config(write_config(tmp_path / "bad.yaml", bad))

@@ -130,6 +130,11 @@ class TrainConfig(StrictConfig):
     max_minutes: float | None = Field(None, gt=0, description="stop (with a checkpoint) after this much training")
     log_every: int = Field(10, ge=1)
     valid_every: int = Field(500, ge=1)
+    valid_decode: bool = Field(
+        True,
+        description="greedy-decode the decoder's answers in validation (transcribe/slu WER and CER, BLEU, SLU "
+        "intent); false: its teacher-forced token accuracy only, which costs one forward instead of a search",
+    )
     checkpoint_every: int = Field(1000, ge=1)
     keep_last_k: int = Field(3, ge=1, description="step checkpoints kept (best.pt is kept apart)")
     best_metric: str = Field("loss", description="'loss' (summed valid loss) or TASK.METRIC, e.g. asr_ctc.cer")
@@ -159,6 +164,23 @@ class TrainConfig(StrictConfig):
                 raise ValueError(
                     f"best_metric must be 'loss' or TASK.METRIC with an enabled task "
                     f"({', '.join(self.model.tasks)}), got {self.best_metric!r}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _decoder_metrics_are_measured(self) -> TrainConfig:
+        if self.valid_decode:
+            return self
+        read = [("best_metric", self.best_metric)] + [
+            (f"curriculum.tasks.{name}.when.metric", s.when.metric)
+            for name, s in self.curriculum.tasks.items()
+            if s.when is not None
+        ]
+        for key, metric in read:
+            if metric.startswith("decoder.") and metric not in ("decoder.loss", "decoder.token_accuracy"):
+                raise ValueError(
+                    f"{key} reads {metric!r}, which only the decoder's greedy search measures, but valid_decode "
+                    "is false; set valid_decode: true or read decoder.token_accuracy / decoder.loss"
                 )
         return self
 

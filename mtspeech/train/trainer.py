@@ -311,7 +311,9 @@ class Trainer:
             if run.ema is not None:
                 stack.enter_context(run.ema.applied(run.model))
             untrained = run.curriculum.untrained(progress.step)
-            metrics = validate(run.model, run.valid_loader, run.tokenizer, run.env, run.autocast, untrained)
+            metrics = validate(
+                run.model, run.valid_loader, run.tokenizer, run.env, run.autocast, untrained, self.config.valid_decode
+            )
         progress.metrics = metrics
         key = self.config.best_metric
         value = metrics.get(key)

@@ -4,7 +4,8 @@ Predictions come from each task's greedy :meth:`~mtspeech.tasks.base.Task.predic
 :meth:`~mtspeech.tasks.base.Task.score`, so a metric means the same here as in the task's own tests:
 
 * ``asr_ctc``: WER/CER of the greedy CTC transcript against the reference transcript;
-* ``decoder``: per prompt task, greedy answers after the reference prompt: ``transcribe_wer/cer``,
+* ``decoder``: ``token_accuracy`` (teacher-forced next-token accuracy over the answers) and, unless the config's
+  ``valid_decode`` is false, per prompt task, greedy answers after the reference prompt: ``transcribe_wer/cer``,
   ``translate_bleu`` (sacreBLEU), ``slu_wer`` and ``slu_intent_accuracy`` (the final intent token);
 * classifiers (``intent``, ``lid``, ``emotion``, ``accent``, ``speaker``, ``gender``): accuracy;
 * ``vad``: frame accuracy and speech-frame F1; ``slots``: tag error rate and F1 on reference transcripts.
@@ -55,10 +56,13 @@ def _decoder_examples(batch: Batch) -> list[tuple[int, str, list[int], list[int]
 class _Collector:
     """Accumulates per-task prediction/reference pairs over batches."""
 
-    def __init__(self, model: MultiTaskModel, tokenizer: Tokenizer, skip: Collection[str] = ()) -> None:
+    def __init__(
+        self, model: MultiTaskModel, tokenizer: Tokenizer, skip: Collection[str] = (), decode: bool = True
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.skip = frozenset(skip)
+        self.decode = decode
         self.pairs: dict[str, Pairs] = defaultdict(lambda: defaultdict(lambda: ([], [])))
 
     def add(self, task: str, group: str, predictions: Iterable[Any], references: Iterable[Any]) -> None:
@@ -93,6 +97,14 @@ class _Collector:
     def _task_decoder(self, task: Any, batch: Batch, enc: torch.Tensor, enc_lens: torch.Tensor) -> None:
         examples = _decoder_examples(batch)
         if not examples:
+            return
+        # Teacher-forced next-token accuracy over the answer tokens: one forward, no search.
+        rows = [e[0] for e in examples]
+        targets = batch.decoder_target[rows]
+        predicted = task.logits(batch.decoder_input[rows], enc[rows], enc_lens[rows]).argmax(dim=-1)
+        answer = targets != IGNORE
+        self.add("decoder", "token_accuracy", predicted[answer].tolist(), targets[answer].tolist())
+        if not self.decode:
             return
         rows = [e[0] for e in examples]
         # Greedy decoding of an untrained decoder runs to max_new_tokens; the references bound what is useful.
@@ -129,6 +141,9 @@ def _decoder_scores(tokenizer: Tokenizer, groups: Pairs) -> dict[str, float]:
     scores: dict[str, float] = {}
     for kind, (hyps, refs) in groups.items():
         if not refs:
+            continue
+        if kind == "token_accuracy":
+            scores["token_accuracy"] = sum(h == r for h, r in zip(hyps, refs, strict=True)) / len(refs)
             continue
         if kind == "translate":
             import sacrebleu
@@ -177,15 +192,17 @@ def validate(
     env: DistEnv,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     skip_metrics: Collection[str] = (),
+    decode: bool = True,
 ) -> dict[str, float]:
     """Losses and metrics over ``loader``: ``{"loss": total, "TASK.loss": ..., "TASK.METRIC": ...}`` (rank 0;
     other ranks get the same dict). Runs in eval mode and restores the previous mode.
 
     ``skip_metrics``: tasks whose predictions are not made (their losses still are), e.g. tasks the curriculum
-    has not switched on yet: an untrained decoder's greedy search is most of a validation's time."""
+    has not switched on yet: an untrained decoder's greedy search is most of a validation's time. ``decode=False``
+    measures the decoder by its teacher-forced ``token_accuracy`` alone (always reported), without the search."""
     was_training = model.training
     model.eval()
-    collector = _Collector(model, tokenizer, skip_metrics)
+    collector = _Collector(model, tokenizer, skip_metrics, decode)
     loss_sums: dict[str, float] = defaultdict(float)
     item_counts: dict[str, int] = defaultdict(int)
     try:
