@@ -42,7 +42,8 @@ KEYS: dict[str, tuple[str, float | None, bool]] = {
 
 
 # Validation metrics kept per validated step, so that runs can be compared at equal steps (percent), with the
-# seconds that validation took.
+# seconds that validation took and the median seconds of a training step since the previous validation (the
+# median of the gaps between train records over their steps: robust to the checkpoint writes in between).
 CURVE_KEYS = (
     "asr_ctc.cer",
     "lid.accuracy",
@@ -62,6 +63,8 @@ def training_summary(run: Path) -> dict[str, object]:
     train_time: dict[int, float] = {}
     validation_seconds: list[float] = []
     curve: dict[str, dict[str, float]] = {}
+    step_seconds: list[float] = []  # since the last validation
+    previous: tuple[int, float] | None = None  # (step, time) of the last train record, None after a validation
     for line in (run / "train.jsonl").read_text().splitlines():
         record = json.loads(line)
         first = first if first is not None else record.get("time")
@@ -69,13 +72,20 @@ def training_summary(run: Path) -> dict[str, object]:
         steps = max(steps, int(record.get("step", 0)))
         stopped = record.get("stopped_by", stopped)
         if record.get("kind") == "train":
-            train_time[int(record["step"])] = record["time"]
+            step = int(record["step"])
+            train_time[step] = record["time"]
+            if previous is not None and step > previous[0]:
+                step_seconds.append((record["time"] - previous[1]) / (step - previous[0]))
+            previous = (step, record["time"])
         elif record.get("kind") == "valid":
             point = {k: round(100 * record[k], 2) for k in CURVE_KEYS if k in record}
             if int(record["step"]) in train_time:
                 validation_seconds.append(record["time"] - train_time[int(record["step"])])
                 point["seconds"] = round(validation_seconds[-1], 1)
+            if step_seconds:
+                point["step_seconds_median"] = round(float(np.median(step_seconds)), 3)
             curve[str(record["step"])] = point
+            step_seconds, previous = [], None
     minutes = (last - first) / 60 if first is not None and last is not None else None
     return {
         "steps": steps,

@@ -11,14 +11,15 @@
 ``Curriculum(config).multipliers(step, metrics)`` gives each scheduled task a multiplier in [0, 1]; the trainer
 multiplies the task's loss by it before the balancer and drops tasks at 0. Tasks not listed are always at 1.
 
+A task switches on at the first step ``>= start_step`` where its condition holds (``metrics`` are the latest
+validation metrics, the same on every rank) and stays on: a metric that later gets worse does not switch it off
+again, which would make training oscillate. The switch-on steps are the state saved for resume.
+
 ``head_start_step`` warms the head up first (linear probing before fine-tuning, Kumar et al., 2022): from that
 step the task's loss trains its head at full weight on the *detached* encoder output, and the multiplier scales
 only the gradient the task sends into the encoder. A head that is still guessing sends large, uninformative
 gradients into the shared encoder; one warmed up on the features of the moment joins with useful ones.
 ``Curriculum.head_tasks(step)`` lists the tasks whose heads train at a step.
-A task switches on at the first step ``>= start_step`` where its condition holds (``metrics`` are the latest
-validation metrics, the same on every rank) and stays on: a metric that later gets worse does not switch it off
-again, which would make training oscillate. The switch-on steps are the state saved for resume.
 """
 
 from __future__ import annotations

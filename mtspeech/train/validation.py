@@ -106,7 +106,6 @@ class _Collector:
         self.add("decoder", "token_accuracy", predicted[answer].tolist(), targets[answer].tolist())
         if not self.decode:
             return
-        rows = [e[0] for e in examples]
         # Greedy decoding of an untrained decoder runs to max_new_tokens; the references bound what is useful.
         longest = max(len(e[3]) for e in examples)
         hyps = task.predict(
