@@ -10,8 +10,12 @@ and the fused AdamW update against the default one (:func:`adamw_cost`);
 ``small-bf16`` is the demo under bf16 autocast, ``small-compile`` with ``compile: true`` (its compile time is
 in ``warmup_seconds``, outside the timed steps). Writes bench/results/train.json.
 
+``--task-costs`` adds, per size, what each task adds to a step (:func:`task_costs`: the same batch trained with
+every task and with each task left out in turn), e.g. ``--sizes small --steps 12 --task-costs --results-name
+train-task-costs``.
+
     python bench/train.py [--corpus work/corpus-small] [--sizes tiny,small-x4,small,small-bf16,small-compile]
-        [--steps 40] [--device cpu]
+        [--steps 40] [--device cpu] [--task-costs] [--results-name train]
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ SIZES: dict[str, list[str]] = {
 }
 
 
-def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dict[str, Any]:
+def measure(size: str, corpus: str, steps: int, warmup: int, device: str, costs: bool = False) -> dict[str, Any]:
     """Train ``warmup + steps`` steps of ``size`` in this process; throughput and peak memory."""
     import torch
 
@@ -104,6 +108,7 @@ def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dic
     audio, peak_rss = audio_seconds[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     paired = dropout_cost(trainer, run, progress, window, steps) if size == "small" and device == "cpu" else None
     adamw = adamw_cost(run.model, steps) if size == "small" and device == "cpu" else None
+    per_task = task_costs(trainer, run, progress, window, steps) if costs else None
     run.stream.close()
     parameters = sum(p.numel() for p in run.model.parameters())
     figures: dict[str, Any] = {
@@ -124,7 +129,38 @@ def measure(size: str, corpus: str, steps: int, warmup: int, device: str) -> dic
         figures["dropout_cost"] = paired
     if adamw:
         figures["adamw_step_ms"] = adamw
+    if per_task:
+        figures["task_costs"] = per_task
     return figures
+
+
+def task_costs(trainer: Any, run: Any, progress: Any, window: Any, rounds: int) -> dict[str, Any]:
+    """Milliseconds each task adds to a training step: every batch is trained with all tasks and once without
+    each task (the curriculum multiplier set to 0: no head forward, no loss, no gradient from it), in alternating
+    order, so batch sizes and machine noise fall on every variant alike. A task's marginal cost is the step time
+    with all tasks minus the step time without it. Gradient telemetry is off meanwhile: its extra backward passes
+    every ``telemetry_every`` steps would land on whichever variant's step it falls."""
+    multipliers, next_batch, balancer_config = run.curriculum.multipliers, run.stream.next, run.balancer.config
+    run.balancer.config = balancer_config.model_copy(update={"telemetry_every": 0})
+    variants: list[str | None] = [None, *run.tasks]  # None: every task
+    seconds = dict.fromkeys(variants, 0.0)
+    for index in range(rounds):
+        batch = next_batch()
+        run.stream.next = lambda batch=batch: batch
+        for left_out in variants if index % 2 == 0 else variants[::-1]:
+            off = {left_out: 0.0} if left_out else {}
+            run.curriculum.multipliers = lambda step, metrics=None, off=off: {**multipliers(step, metrics), **off}
+            started = time.perf_counter()
+            trainer._train_step(run, progress, window)
+            seconds[left_out] += time.perf_counter() - started
+            progress.step += 1
+    run.curriculum.multipliers, run.stream.next, run.balancer.config = multipliers, next_batch, balancer_config
+    every = 1000 * seconds[None] / rounds
+    return {
+        "rounds": rounds,
+        "ms_per_step_all_tasks": round(every, 1),
+        "marginal_ms": {task: round(every - 1000 * seconds[task] / rounds, 1) for task in run.tasks},
+    }
 
 
 def adamw_cost(model: Any, rounds: int) -> dict[str, float]:
@@ -186,10 +222,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed steps per size")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (allocator, caches)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--task-costs", action="store_true", help="also each task's marginal cost in a step")
+    parser.add_argument("--results-name", default="train", help="writes bench/results/NAME.json")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one size in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.corpus, args.steps, args.warmup, args.device)))
+        print(json.dumps(measure(args.one, args.corpus, args.steps, args.warmup, args.device, args.task_costs)))
         return
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
@@ -201,6 +239,7 @@ def main() -> None:
     for size in sizes:
         command = [sys.executable, __file__, "--one", size, "--corpus", args.corpus, "--steps", str(args.steps)]
         command += ["--warmup", str(args.warmup), "--device", args.device]
+        command += ["--task-costs"] if args.task_costs else []
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{size}: training failed:\n{done.stderr[-3000:]}")
@@ -222,9 +261,14 @@ def main() -> None:
                 f"{cost['sec_per_step_dropout_0']} without ({cost['ratio']}x)",
                 flush=True,
             )
+        if "task_costs" in r:
+            costs = sorted(r["task_costs"]["marginal_ms"].items(), key=lambda item: -item[1])
+            print(f"{'':>10}  {r['task_costs']['ms_per_step_all_tasks']} ms a step with every task; each adds (ms):")
+            print(f"{'':>10}  " + ", ".join(f"{task} {ms}" for task, ms in costs), flush=True)
     command = f"python bench/train.py --corpus {args.corpus} --sizes {','.join(sizes)} --steps {args.steps}"
     command += f" --warmup {args.warmup} --device {args.device}"
-    path = write_results("train", {"device": args.device, "sizes": results}, command)
+    command += (" --task-costs" if args.task_costs else "") + f" --results-name {args.results_name}"
+    path = write_results(args.results_name, {"device": args.device, "sizes": results}, command)
     print(f"wrote {path}")
 
 
