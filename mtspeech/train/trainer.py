@@ -237,6 +237,8 @@ class Trainer:
         warm = run.curriculum.head_tasks(progress.step)
         active = [t for t in run.tasks if multipliers.get(t, 1.0) > 0.0 or t in warm]
         encoder_grad = {t: multipliers.get(t, 1.0) for t in warm}
+        # Not yet moving the encoder; in the model's task order, so the losses are summed in the same order each run.
+        heads_alone = [t for t in run.tasks if encoder_grad.get(t) == 0.0]
         accumulation = config.optim.accumulation_steps
         fp16 = run.scaler.is_enabled()
         weights: dict[str, float] = {}
@@ -251,10 +253,10 @@ class Trainer:
             scale = float(run.scaler.scale(torch.ones((), device=run.env.device))) if fp16 else 1.0
             # Heads training alone touch no shared parameter: backpropagated apart, so no balancer (which
             # weighs gradients on the shared encoder) sees a task without one. build.py keeps FSDP out.
-            heads_alone = [losses.pop(t) for t in list(losses) if encoder_grad.get(t) == 0.0]
-            if heads_alone:
-                (sum(heads_alone[1:], heads_alone[0]) * (scale / accumulation)).backward()
-                weights.update({t: 1.0 for t in out.losses if encoder_grad.get(t) == 0.0})
+            alone = [losses.pop(t) for t in heads_alone if t in losses]
+            if alone:
+                (sum(alone[1:], alone[0]) * (scale / accumulation)).backward()
+                weights.update({t: 1.0 for t in heads_alone if t in out.losses})
             if run.fsdp:
                 anchor = _absent_heads_anchor(run, out, active)
                 if not losses:  # nothing labelled here, but the other ranks' reduce-scatter needs our (zero) grads
@@ -277,7 +279,7 @@ class Trainer:
         if fp16:
             for optimizer in run.optimizers:
                 run.scaler.unscale_(optimizer)
-        self._last_grad_norm = _clip(run, params, [t for t in warm if encoder_grad[t] == 0.0], config.optim.grad_clip)
+        self._last_grad_norm = _clip(run, params, heads_alone, config.optim.grad_clip)
         for optimizer in run.optimizers:
             if fp16:
                 run.scaler.step(optimizer)  # skipped when the unscaled gradients hold inf/nan
