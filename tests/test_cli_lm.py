@@ -9,7 +9,7 @@ from serve_fixtures import build_model_file
 from typer.testing import CliRunner
 
 from mtspeech.cli import app
-from mtspeech.data.corpus import load_cuts
+from mtspeech.data.corpus import load_cuts, load_texts
 from mtspeech.decode.lm import TokenNgramLM
 from mtspeech.decode.lm_fit import transcripts
 from mtspeech.errors import UserError
@@ -36,10 +36,12 @@ def with_lm(model_file: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPa
     return out, result.output
 
 
-def test_lm_is_stored_with_its_tuning_and_the_model_is_unchanged(with_lm, model_file: Path) -> None:
+def test_lm_is_stored_with_its_tuning_and_the_model_is_unchanged(with_lm, model_file: Path, tiny_corpus: Path) -> None:
     path, output = with_lm
     assert "chosen: weight" in output and "CER" in output
-    assert "valid transcripts also occur in the LM's text (train + --text)" in output
+    said = " ".join(output.split())  # rich wraps at the test terminal's width
+    assert "valid transcripts also occur in the LM's text (train + text-only rows + --text)" in said
+    assert "text-only rows and 2 lines of --text" in said
     loaded, original = load_model(path), load_model(model_file)
     assert original.lm is None and isinstance(loaded.lm, TokenNgramLM)
     tuning = loaded.lm.metadata["tuning"]
@@ -48,6 +50,7 @@ def test_lm_is_stored_with_its_tuning_and_the_model_is_unchanged(with_lm, model_
     assert (loaded.lm.metadata["weight"], loaded.lm.metadata["bonus"]) == (best["weight"], best["bonus"])
     assert loaded.lm.order == 3 and loaded.lm.vocab_size == loaded.tokenizer.sp_size
     assert loaded.lm.metadata["tune_transcripts_in_fit_split"] >= 1 and loaded.lm.metadata["text_lines"] == 2
+    assert loaded.lm.metadata["text_only_rows"] == len(load_texts(tiny_corpus, "train")) > 0
     for key, value in original.model.state_dict().items():
         assert loaded.model.state_dict()[key].equal(value), key
 

@@ -13,7 +13,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from mtspeech.cli import app
-from mtspeech.data.corpus import INFO_FILE, load_cuts, manifest_path
+from mtspeech.data.corpus import INFO_FILE, load_cuts, load_texts, manifest_path, save_texts, texts_path
 from mtspeech.data.schema import (
     ACCENTS,
     EMOTIONS,
@@ -160,6 +160,48 @@ def test_held_out_speakers_and_disjoint_splits(cuts: dict[str, list]) -> None:
             texts = [f"{sup.language}:{sup.text}"] + [f"{t}:{x}" for t, x in sup.custom.get("translation", {}).items()]
             for key in [sup.custom["sentence_id"], *texts]:
                 assert seen.setdefault(key, split) == split, (key, seen[key], split)
+
+
+def test_text_only_rows_are_unspoken_train_sentences(
+    tiny_corpus: Path, cuts: dict[str, list], pool: dict[str, Sentence]
+) -> None:
+    rows = load_texts(tiny_corpus, "train")
+    assert json.loads((tiny_corpus / INFO_FILE).read_text())["text_only"] == {"train": len(rows)}
+    assert len(rows) > 1000 and not load_texts(tiny_corpus, "valid")  # only train text may be trained on
+    spoken = {(s.language, s.text): split for split in SPLITS for s in _supervisions(cuts, split)}
+    held_out = {(s.language, s.text) for s in pool.values()} - {(r.language, r.text) for r in rows}
+    assert len({(r.language, r.text) for r in rows}) == len(rows)
+    for row in rows:
+        assert (row.language, row.text) not in spoken, row  # spoken ones are in the cuts already
+        sentence = pool[row.id]
+        assert (row.language, row.text) == (sentence.language, sentence.text)
+        assert row.custom.get("intent") == sentence.intent and row.custom["source"] == sentence.source
+        if sentence.slots:
+            assert row.custom["bio"] == spans_to_bio(len(row.text.split()), list(sentence.slots))
+    # Not one valid or test sentence, spoken or not, is among them: the pool's texts split three ways.
+    evaluated = {k for k, split in spoken.items() if split != "train"}
+    assert evaluated <= held_out
+    assert {r.custom.get("intent") for r in rows} > {None}
+
+
+def test_text_rows_round_trip_and_bad_rows_are_named(tmp_path: Path) -> None:
+    from mtspeech.data.corpus import TextRow
+
+    rows = [TextRow("a", "en", "wake me up", {"intent": "alarm_set"}), TextRow("b", "fr", "bonjour")]
+    save_texts(tmp_path, "train", rows)
+    assert load_texts(tmp_path, "train") == rows and load_texts(tmp_path, "test") == []
+    import gzip
+
+    for line, message in (
+        ("{not json", "not valid JSON"),
+        ('["a"]', "expected a JSON object"),
+        ('{"id": "x", "language": "en", "text": "  "}', "field 'text' must be a non-empty"),
+    ):
+        with gzip.open(texts_path(tmp_path, "bad"), "wt") as f:
+            f.write('{"id": "ok", "language": "en", "text": "fine"}\n' + line + "\n")
+        with pytest.raises(UserError, match=message) as err:
+            load_texts(tmp_path, "bad")
+        assert "texts_bad.jsonl.gz:2:" in str(err.value)
 
 
 def test_emotions_change_pitch_rate_and_loudness() -> None:

@@ -114,6 +114,33 @@ def test_rows_without_a_transcript_or_an_intent_teach_nothing() -> None:
     assert task.target(batch) is None
 
 
+def test_text_only_rows_train_beside_the_spoken_ones_and_only_in_training() -> None:
+    from mtspeech.data.text_rows import TextBatch
+
+    task = build().train()
+    batch = random_batch(batch_size=4, seed=2)
+    enc_lens = subsampled_length(batch.feature_lens)
+    enc = torch.randn(4, int(enc_lens.max()), D_MODEL, requires_grad=True)
+    spoken = task.loss(enc, enc_lens, batch)
+    rows = [[1, 5, 6], [2, 7], [3, 8, 9, 4]]
+    batch.text_rows = TextBatch(tokens=rows, class_targets={"intent": [0, IGNORE, 2]})
+    both = task.loss(enc, enc_lens, batch)
+    assert (spoken.num_items, both.num_items) == (4, 6)  # the unlabelled text row teaches nothing
+    # The loss is the mean over spoken and text rows alike.
+    logits = task.logits_of(
+        [*(batch.ctc_targets[r, : int(batch.ctc_target_lens[r])].tolist() for r in range(4)), rows[0], rows[2]],
+        enc.device,
+    )
+    targets = torch.tensor([*batch.class_targets["intent"].tolist(), 0, 2])
+    assert both.loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, targets).item(), rel=1e-5)
+    both.loss.backward()
+    assert torch.count_nonzero(enc.grad) == 0
+    batch.class_targets["intent"][:] = IGNORE  # text rows alone still train the head
+    assert task.loss(enc, enc_lens, batch).num_items == 2
+    assert task.eval().loss(enc, enc_lens, batch).num_items == 0  # validation scores spoken rows only
+    assert build(text_only_rows=8).text_only_rows() == 8 and build().text_only_rows() == 0
+
+
 def test_bad_inputs_are_user_errors() -> None:
     task = build()
     enc, enc_lens = torch.randn(2, 5, D_MODEL), torch.tensor([5, 4])

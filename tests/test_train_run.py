@@ -266,3 +266,43 @@ def test_valid_decode_false_measures_the_decoder_by_token_accuracy_alone(corpus:
     bad = tiny_train_config(corpus, tmp_path / "bad", valid_decode=False, best_metric="decoder.transcribe_cer")
     with pytest.raises(UserError, match=r"best_metric reads 'decoder\.transcribe_cer'.*valid_decode"):
         load_train_config(write_config(tmp_path / "bad.yaml", bad))
+
+
+def test_text_only_rows_teach_intent_text_and_resume_exactly(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def config(name: str, rows: int) -> Path:
+        settings = tiny_train_config(corpus, tmp_path / name, valid_every=6, checkpoint_every=3)
+        settings["model"]["tasks"] = {"asr_ctc": {}, "intent_text": {"text_only_rows": rows}}
+        return write_config(tmp_path / f"{name}.yaml", settings)
+
+    straight = train(load_train_config(config("straight", 4)))
+    assert straight.steps == 6
+    state = torch.load(tmp_path / "straight" / "checkpoints" / "step-00000006.pt", weights_only=False)
+    assert state["data"][0]["text"] == {"drawn": 6 * 4}
+    spoken_only = train(load_train_config(config("spoken", 0)))
+    assert spoken_only.steps == 6
+    with_text, without = _train_losses(tmp_path / "straight"), _train_losses(tmp_path / "spoken")
+    assert with_text[1]["loss/asr_ctc"] == without[1]["loss/asr_ctc"]  # the encoder's side is untouched
+    # Every step trains the head now, also those whose batch holds no spoken intent.
+    assert all("loss/intent_text" in with_text[step] for step in range(1, 7))
+    assert sum("loss/intent_text" in without[step] for step in range(1, 7)) < 6
+
+    original = Trainer._stop_reason
+    monkeypatch.setattr(Trainer, "_stop_reason", lambda self, run, progress: "signal" if progress.step == 4 else None)
+    resumed_config = load_train_config(config("resumed", 4))
+    assert train(resumed_config).steps == 4
+    monkeypatch.setattr(Trainer, "_stop_reason", original)
+    assert train(resumed_config, resume=True).steps == 6  # from the step-3 checkpoint
+    got = _train_losses(tmp_path / "resumed")
+    for step in range(1, 7):
+        assert got[step]["loss/intent_text"] == pytest.approx(with_text[step]["loss/intent_text"], rel=1e-6), step
+
+
+def test_text_only_rows_need_a_corpus_that_has_them(tmp_path: Path) -> None:
+    from train_fixtures import make_train_corpus
+
+    settings = tiny_train_config(make_train_corpus(tmp_path / "corpus"), tmp_path / "run")
+    settings["model"]["tasks"] = {"asr_ctc": {}, "intent_text": {"text_only_rows": 2}}
+    with pytest.raises(UserError, match=r"model.tasks.intent_text.text_only_rows: the training corpora have no text"):
+        train(load_train_config(write_config(tmp_path / "cfg.yaml", settings)))

@@ -1,6 +1,8 @@
 """``mtspeech lm --model M --data CORPUS``: add an n-gram language model to a packaged model for shallow fusion.
 
-Estimates a token n-gram LM on one split's transcripts (``train``) and any ``--text`` files, tunes its fusion
+Estimates a token n-gram LM on one split's transcripts (``train``), the corpus' text-only rows of that split
+(sentences no recording speaks, ``manifests/texts_train.jsonl.gz`` of a synthesised corpus) and any ``--text``
+files, tunes its fusion
 weight and length bonus by the CER of the model's own ASR decoding on another split (``valid``), and writes the
 model file with the LM and the tuned values inside; ``evaluate``, ``analyze`` and ``serve`` then use them
 (``--lm-weight 0`` turns it off).
@@ -52,6 +54,9 @@ def lm_cmd(
     text: list[Path] = typer.Option(
         [], "--text", help="Also estimate on this text file (one sentence per line; may be repeated)."
     ),
+    corpus_text: bool = typer.Option(
+        True, "--corpus-text/--no-corpus-text", help="Also estimate on the corpus' text-only rows of --fit-split."
+    ),
     max_utterances: int | None = typer.Option(None, "--max-utterances", help="Tune on the first N cuts only."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Model file to write (default: --model, in place)."),
 ) -> None:
@@ -59,7 +64,7 @@ def lm_cmd(
     in the model file."""
     from rich.table import Table
 
-    from mtspeech.data.corpus import load_cuts
+    from mtspeech.data.corpus import load_cuts, load_texts
     from mtspeech.decode.lm_fit import TuningPoint, best_point, fit_lm, transcripts, tune_fusion, write_with_lm
     from mtspeech.evaluate.predict import PredictOptions, resolve_decoding, select_cuts
     from mtspeech.evaluate.text import normalise_text
@@ -76,9 +81,11 @@ def lm_cmd(
     if "asr_ctc" not in loaded.model.tasks:
         raise UserError("the n-gram LM is fused into CTC prefix beam search, and this model has no asr_ctc head")
     texts = transcripts(load_cuts(data, fit_split))
+    unspoken = [row.text for row in load_texts(data, fit_split)] if corpus_text else []
     extra = read_text_files(text)
-    lm = fit_lm(texts + extra, loaded.tokenizer, order)
-    more = f" and {len(extra):,} lines of --text" if extra else ""
+    lm = fit_lm(texts + unspoken + extra, loaded.tokenizer, order)
+    more = f", {len(unspoken):,} text-only rows" if unspoken else ""
+    more += f" and {len(extra):,} lines of --text" if extra else ""
     console.print(
         f"LM: order {order}, {lm.metadata['ngrams']:,} n-grams from {len(texts):,} {fit_split} transcripts{more}",
         highlight=False,
@@ -89,10 +96,10 @@ def lm_cmd(
     assert base is not None  # the model has a CTC head
     tune_cuts = select_cuts(load_cuts(data, tune_split), max_utterances)
     # A tuning sentence the LM has seen makes the tuned weight too trusting: say how many there are.
-    seen = {normalise_text(t) for t in texts + extra}
+    seen = {normalise_text(t) for t in texts + unspoken + extra}
     tune_texts = transcripts(tune_cuts)
     overlap = sum(normalise_text(t) in seen for t in tune_texts)
-    source = fit_split + (" + --text" if extra else "")
+    source = fit_split + (" + text-only rows" if unspoken else "") + (" + --text" if extra else "")
     console.print(f"{overlap} of {len(tune_texts)} {tune_split} transcripts also occur in the LM's text ({source})")
     table = Table(title=f"{base.mode} on {tune_split}: CER / WER by LM weight and length bonus", title_justify="left")
     for header in ("weight", "bonus", "CER %", "WER %"):
@@ -113,6 +120,7 @@ def lm_cmd(
         "fit_split": fit_split,
         "tune_split": tune_split,
         "tune_transcripts_in_fit_split": overlap,
+        "text_only_rows": len(unspoken),
         "text_files": [str(p) for p in text],
         "text_lines": len(extra),
         "tuning": [p.__dict__ for p in points],

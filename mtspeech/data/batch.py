@@ -8,8 +8,12 @@ A label that a cut lacks is *masked*, never invented: class targets use :data:`I
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from mtspeech.data.text_rows import TextBatch
 
 IGNORE = -100
 
@@ -45,6 +49,11 @@ class Batch:
     # Slot BIO tag ids aligned to ctc_targets tokens (each SentencePiece piece gets its word's tag,
     # B- only on the word's first piece); IGNORE on padding and on cuts without slot labels.
     slot_targets: torch.Tensor | None = None  # (B, L) long
+
+    # --- text without audio ----------------------------------------------------------------------
+    # Sentences no recording speaks, for the tasks that read only the transcript (mtspeech.data.text_rows);
+    # the training stream adds them, validation never has them.
+    text_rows: TextBatch | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         """Move every tensor (including those in dicts) to ``device``; lists are kept."""

@@ -5,13 +5,19 @@ CORPUS/
   manifests/recordings_{split}.jsonl.gz    Lhotse RecordingSet
   manifests/supervisions_{split}.jsonl.gz  Lhotse SupervisionSet (labels per schema.py)
   manifests/cuts_{split}.jsonl.gz          Lhotse CutSet (what training reads)
+  manifests/texts_{split}.jsonl.gz         optional text-only rows: sentences of the split no recording speaks
+                                           (``id``, ``language``, ``text`` and labels per schema.py), for
+                                           language models and heads that read transcripts
   audio/...                                audio files (synthetic corpus; imports may point elsewhere)
   SUMMARY.md, plots/                       written by ``mtspeech corpus summary``
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +29,16 @@ if TYPE_CHECKING:
 
 MANIFEST_KINDS = ("recordings", "supervisions", "cuts")
 INFO_FILE = "corpus.json"
+
+
+@dataclass(frozen=True)
+class TextRow:
+    """A sentence without audio: its words and the labels text can carry (``custom``: intent, slots, ...)."""
+
+    id: str
+    language: str
+    text: str
+    custom: dict[str, Any] = field(default_factory=dict)
 
 
 def manifest_path(corpus_dir: str | Path, kind: str, split: str) -> Path:
@@ -82,3 +98,55 @@ def read_info(corpus_dir: str | Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise UserError(f"not valid JSON ({err.msg} at line {err.lineno})", path=path) from None
+
+
+def texts_path(corpus_dir: str | Path, split: str) -> Path:
+    return Path(corpus_dir) / "manifests" / f"texts_{split}.jsonl.gz"
+
+
+def save_texts(corpus_dir: str | Path, split: str, rows: Iterable[TextRow]) -> Path:
+    """Write the text-only rows of ``split`` (gzipped JSON lines) through a temp file + rename."""
+    path = texts_path(corpus_dir, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".tmp-" + path.name)
+    with gzip.open(tmp, "wt", encoding="utf-8") as f:
+        for row in rows:
+            record = {"id": row.id, "language": row.language, "text": row.text, **row.custom}
+            f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_texts(corpus_dir: str | Path, split: str) -> list[TextRow]:
+    """The text-only rows of ``split``; none when the corpus has no such file (imported corpora, older corpora).
+    A malformed row is a UserError naming the file, the line and the field."""
+    path = texts_path(corpus_dir, split)
+    if not path.is_file():
+        return []
+    rows = []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            lines = list(f)
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise UserError(f"cannot read the text rows ({err})", path=path) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"not valid JSON ({err.msg})", path=path, line=number) from None
+        if not isinstance(record, dict):
+            raise UserError("expected a JSON object", path=path, line=number)
+        for key in ("id", "language", "text"):
+            if not isinstance(record.get(key), str) or not record[key].strip():
+                raise UserError(f"field {key!r} must be a non-empty string", path=path, line=number)
+        rows.append(
+            TextRow(
+                id=record.pop("id"),
+                language=record.pop("language"),
+                text=" ".join(record.pop("text").split()),
+                custom=record,
+            )
+        )
+    return rows

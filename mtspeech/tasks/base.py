@@ -106,6 +106,11 @@ class Task(nn.Module, ABC):
         """Simple metrics of predictions against references (accuracy, token error rate)."""
 
     # --- helpers for subclasses --------------------------------------------------------------------
+    def text_only_rows(self) -> int:
+        """Text-only rows (sentences without audio, ``Batch.text_rows``) this task learns from per training batch;
+        0, the default, asks for none. Only a task that reads nothing but the transcript can use them."""
+        return 0
+
     def empty_loss(self, enc: torch.Tensor) -> TaskLoss:
         """A zero loss connected to the head and to ``enc``: backward works and gives zero gradients."""
         anchor = enc.reshape(-1)[0] + sum(p.reshape(-1)[0] for p in self.head.parameters())

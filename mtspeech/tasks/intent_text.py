@@ -61,6 +61,12 @@ class IntentTextConfig(TaskConfig):
     piece_texts: list[str] | None = Field(
         None, description="text of every text piece (SentencePiece pieces; filled from the tokenizer)"
     )
+    text_only_rows: int = Field(
+        0,
+        ge=0,
+        description="text-only rows (sentences no recording speaks: the corpus' manifests/texts_train.jsonl.gz) "
+        "trained on beside each batch's spoken rows; 0: spoken transcripts only",
+    )
     scale: float = Field(100.0, gt=0.0, description="logit scale: an effective learning-rate multiplier (docstring)")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
 
@@ -196,17 +202,32 @@ class TranscriptIntentTask(Task):
             found += char_ngram_buckets(texts, config.char_ngrams, config.buckets)
         return found
 
+    def text_only_rows(self) -> int:
+        return self.config.text_only_rows
+
     def loss(self, enc: torch.Tensor, enc_lens: torch.Tensor, batch: Batch) -> TaskLoss:
+        tokens: list[list[int]] = []
+        targets: list[int] = []
         labels = self.target(batch)
-        if labels is None:
+        if labels is not None:
+            rows = rows_with((labels != IGNORE) & (batch.ctc_target_lens > 0)).tolist()
+            tokens = [batch.ctc_targets[r, : int(batch.ctc_target_lens[r])].tolist() for r in rows]
+            targets = labels[rows].tolist()
+        if batch.text_rows is not None and self.training:  # sentences without audio (mtspeech.data.text_rows)
+            for row, label in zip(
+                batch.text_rows.tokens, batch.text_rows.class_targets.get(INTENT_VOCAB, []), strict=True
+            ):
+                if label != IGNORE:
+                    tokens.append(row)
+                    targets.append(label)
+        if not tokens:
             return self.empty_loss(enc)
-        rows = rows_with((labels != IGNORE) & (batch.ctc_target_lens > 0))
-        tokens = [batch.ctc_targets[r, : int(batch.ctc_target_lens[r])].tolist() for r in rows.tolist()]
         logits = self.logits_of(tokens, enc.device).float()
-        loss = F.cross_entropy(logits, labels[rows], label_smoothing=self.config.label_smoothing)
+        target = torch.tensor(targets, dtype=torch.long, device=enc.device)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.config.label_smoothing)
         # Tied to the encoder output with a zero gradient, like every task's loss, so that balancers and the
         # gradient telemetry find a (zero) encoder gradient for this task too.
-        return TaskLoss(loss + enc.reshape(-1)[0] * 0.0, int(rows.numel()))
+        return TaskLoss(loss + enc.reshape(-1)[0] * 0.0, len(tokens))
 
     def _tokens(self, enc: torch.Tensor, enc_lens: torch.Tensor, tokens: Any) -> list[list[int]]:
         rows = self.transcript_tokens(enc, enc_lens, tokens)

@@ -32,6 +32,7 @@ from mtspeech.train.data_setup import (
     VOCABS_FILE,
     BatchStream,
     build_collator,
+    build_text_stream,
     build_train_loader,
     build_valid_loader,
     fit_cmvn,
@@ -218,7 +219,9 @@ def build_run(config: TrainConfig, resume: bool) -> Run:
 
     collator = build_collator(config, tokenizer, vocabs, model.encoder.subsampling_factor, model.frontend)
     pin = env.device.type == "cuda"
-    stream = BatchStream(build_train_loader(config, corpora, collator, env.rank, env.world_size, pin_memory=pin))
+    text = build_text_stream(config, model.tasks, tokenizer, vocabs, env.rank, env.world_size)
+    loader = build_train_loader(config, corpora, collator, env.rank, env.world_size, pin_memory=pin)
+    stream = BatchStream(loader, text)
     # FSDP runs collectives in every forward: all ranks must see the same number of validation batches, so
     # each validates everything; data parallel ranks validate their own shard.
     shard = (None, None) if not fsdp else (0, 1)

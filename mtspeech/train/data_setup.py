@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from mtspeech.data.batch import Batch
 from mtspeech.data.collate import MultiTaskCollator
-from mtspeech.data.corpus import load_cuts
+from mtspeech.data.corpus import load_cuts, load_texts
 from mtspeech.data.dataset import make_dataloader
 from mtspeech.data.features import LogMelFrontend, compute_global_cmvn
 from mtspeech.data.labels import (
@@ -33,6 +33,7 @@ from mtspeech.data.labels import (
     vocabs_to_dict,
 )
 from mtspeech.data.sampling import corpus_size, resume_state_dict
+from mtspeech.data.text_rows import TextRowStream
 from mtspeech.data.tokenizer import Tokenizer, train_tokenizer_from_cuts
 from mtspeech.errors import UserError
 from mtspeech.train.config import DataConfig, TrainConfig
@@ -216,15 +217,55 @@ def build_valid_loader(
         )
 
 
+def build_text_stream(
+    config: TrainConfig,
+    tasks: Mapping[str, Any],
+    tokenizer: Tokenizer,
+    vocabs: Mapping[str, LabelVocab],
+    rank: int,
+    world_size: int,
+) -> TextRowStream | None:
+    """The text-only rows the tasks ask for (``Task.text_only_rows``), from every training corpus's text rows of
+    its train split; None when no task asks. A task asking of corpora without text rows is a UserError."""
+    wanting = {name: task for name, task in tasks.items() if task.text_only_rows()}
+    if not wanting:
+        return None
+    rows = [row for corpus in config.data.corpora for row in load_texts(corpus.path, corpus.train_split)]
+    names = ", ".join(f"model.tasks.{name}.text_only_rows" for name in wanting)
+    if not rows:
+        raise UserError(
+            f"{names}: the training corpora have no text-only rows (manifests/texts_<train split>.jsonl.gz, which "
+            "mtspeech corpus synth writes); set it to 0 or add the file"
+        )
+    keys = sorted({task.label_vocab for task in wanting.values() if task.label_vocab})
+    stream = TextRowStream(
+        rows,
+        tokenizer,
+        vocabs,
+        keys,
+        max(task.text_only_rows() for task in wanting.values()),
+        seed=config.seed,
+        rank=rank,
+        world_size=world_size,
+    )
+    if not len(stream):
+        raise UserError(
+            f"{names}: none of the {len(rows):,} text-only rows has a {'/'.join(keys)} label the data knows"
+        )
+    return stream
+
+
 class BatchStream:
     """Endless training batches from a loader: rolls over epochs of a finite corpus and knows its position.
 
     ``state_dict()`` records the epoch and how many batches of it were *trained on* (not how far the prefetching
     DataLoader has read), so ``load_state_dict()`` followed by ``next()`` yields exactly the batch an
-    uninterrupted run would have seen next."""
+    uninterrupted run would have seen next. With ``text`` every batch also carries that stream's next text-only
+    rows (``Batch.text_rows``), whose position is saved alongside."""
 
-    def __init__(self, loader: DataLoader) -> None:
+    def __init__(self, loader: DataLoader, text: TextRowStream | None = None) -> None:
         self.loader = loader
+        self.text = text
         self.epoch = 0
         self.consumed = 0  # batches of the current epoch handed out by next()
         self._iterator: Any = None
@@ -241,6 +282,12 @@ class BatchStream:
         self._iterator = iter(self.loader)
 
     def next(self) -> Batch:
+        batch = self._next_audio()
+        if self.text is not None:
+            batch.text_rows = self.text.next()
+        return batch
+
+    def _next_audio(self) -> Batch:
         if self._iterator is None:
             self._start_epoch()
         try:
@@ -254,7 +301,7 @@ class BatchStream:
             self.epoch += 1
             self.consumed = 0
             self._start_epoch()
-            return self.next()
+            return self._next_audio()
         self.consumed += 1
         return batch
 
@@ -264,13 +311,18 @@ class BatchStream:
             sampler = resume_state_dict(self.loader.sampler, self.consumed)
         elif self._restored_sampler is not None:
             sampler = copy.deepcopy(self._restored_sampler)
-        return {"epoch": self.epoch, "consumed": self.consumed, "sampler": sampler}
+        text = self.text.state_dict() if self.text is not None else None
+        return {"epoch": self.epoch, "consumed": self.consumed, "sampler": sampler, "text": text}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.epoch = int(state["epoch"])
         self.consumed = int(state["consumed"])
         self._restored_sampler = copy.deepcopy(state["sampler"]) if state.get("sampler") is not None else None
         self._iterator = None
+        if self.text is not None:
+            if state.get("text") is None:
+                raise UserError("the checkpoint was trained without text-only rows; a task now asks for them")
+            self.text.load_state_dict(state["text"])
 
     def close(self) -> None:
         """Stop DataLoader workers now rather than at garbage collection."""

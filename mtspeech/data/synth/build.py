@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mtspeech import __version__
-from mtspeech.data.corpus import INFO_FILE, save_split, write_info
+from mtspeech.data.corpus import INFO_FILE, TextRow, save_split, save_texts, write_info
 from mtspeech.data.schema import (
     ACCENT,
     ACCENTS,
@@ -50,7 +50,7 @@ from mtspeech.data.schema import (
     TRANSLATION_TARGETS,
     spans_to_bio,
 )
-from mtspeech.data.synth.plan import SIZES, RecordingPlan, UtterancePlan, plan_corpus
+from mtspeech.data.synth.plan import SIZES, RecordingPlan, UtterancePlan, assign_splits, plan_corpus
 from mtspeech.data.synth.scene import compose
 from mtspeech.data.synth.sentence import Sentence
 from mtspeech.data.synth.voices import (
@@ -113,12 +113,33 @@ def synthesize(
     for split in SPLITS:
         split_plans = [p for p in plans if p.split == split]
         split_stats[split] = _write_manifests(out_dir, split, split_plans, mixed)
-    write_info(out_dir, _corpus_info(size, seed, espeak, plans, split_stats))
+    unspoken = unspoken_train_rows(sentences, plans, seed)
+    save_texts(out_dir, "train", unspoken)
+    info = _corpus_info(size, seed, espeak, plans, split_stats)
+    info["text_only"] = {"train": len(unspoken)}
+    write_info(out_dir, info)
 
     from mtspeech.data.synth.summary import write_summary
 
     write_summary(out_dir)
     return out_dir
+
+
+def unspoken_train_rows(sentences: Sequence[Sentence], plans: Sequence[RecordingPlan], seed: int) -> list[TextRow]:
+    """The train-split sentences of the pool that no recording speaks, once per (language, text).
+
+    The audio budget of a corpus size speaks only part of its split's sentences; the rest is still good text for
+    the n-gram LM (``mtspeech lm``) and for heads that read transcripts (``intent_text``). Only the train split's:
+    valid and test sentences must stay unseen, and the split assignment keeps every text in one split."""
+    split_of = assign_splits(sorted(sentences, key=lambda s: s.sentence_id), seed)
+    seen = {(u.sentence.language, u.sentence.text) for plan in plans for u in plan.utterances}
+    rows = []
+    for s in sorted(sentences, key=lambda s: s.sentence_id):
+        if s.language not in LANGUAGES or split_of[s.sentence_id] != "train" or (s.language, s.text) in seen:
+            continue
+        seen.add((s.language, s.text))
+        rows.append(TextRow(id=s.sentence_id, language=s.language, text=s.text, custom=sentence_labels(s)))
+    return rows
 
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -216,15 +237,14 @@ def _mix_job(job: tuple[RecordingPlan, Path, Path]) -> tuple[str, tuple[int, lis
 
 def supervision_custom(u: UtterancePlan) -> dict[str, Any]:
     """The task labels of one utterance, keyed per schema.py (absent key = no label)."""
-    s = u.sentence
-    custom: dict[str, Any] = {
-        EMOTION: u.emotion,
-        PROSODY_CONFLICT: u.prosody_conflict,
-        SENTENCE_ID: s.sentence_id,
-        SOURCE: s.source,
-    }
-    if u.accent is not None:
-        custom[ACCENT] = u.accent
+    speaking = {EMOTION: u.emotion, PROSODY_CONFLICT: u.prosody_conflict, SENTENCE_ID: u.sentence.sentence_id}
+    accent = {ACCENT: u.accent} if u.accent is not None else {}
+    return speaking | sentence_labels(u.sentence) | accent
+
+
+def sentence_labels(s: Sentence) -> dict[str, Any]:
+    """The labels a sentence's words carry whoever speaks them (source, intent, slots, translations)."""
+    custom: dict[str, Any] = {SOURCE: s.source}
     if s.intent is not None:
         custom[INTENT] = s.intent
     if s.intent is not None or s.slots:
