@@ -65,6 +65,7 @@ def test_layout_manifests_summary_and_plots(tiny_corpus: Path, cuts: dict[str, l
     assert info["splits"]["train"]["utterances"] == 32 and info["splits"]["test"]["utterances"] == 20
     summary = (tiny_corpus / "SUMMARY.md").read_text()
     assert "## Utterances with a label, per task" in summary and "SLURP" in summary
+    assert "## Text without audio" in summary and "| with an intent |" in summary
     for plot in ("durations", "language", "emotion", "accent", "speaker", "intent", "noise"):
         assert (tiny_corpus / "plots" / f"{plot}.png").stat().st_size > 1000, plot
     assert not (tiny_corpus / ".synth-cache").exists()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtspeech.data.corpus import available_splits, load_cuts, read_info
+from mtspeech.data.corpus import available_splits, load_cuts, load_texts, read_info
 from mtspeech.data.schema import ACCENT, EMOTION, INTENT, NOISE, PROSODY_CONFLICT, SLOTS, TRANSLATION
 from mtspeech.errors import UserError
 
@@ -226,11 +226,25 @@ def render_markdown(corpus_dir: Path, stats: dict[str, SplitStats], plots: list[
     ):
         if _total(stats, kind):
             out += [f"## {title}", "", _label_table(stats, kind, top), ""]
+    out += _text_rows_section(corpus_dir, splits)
     if plots:
         out += ["## Plots", ""] + [f"![{title}]({path})" for title, path in plots] + [""]
     if _total(stats, "intent") or info.get("name") == "synth":
         out += ["## Attribution", "", f"English SLU text: {SLURP_ATTRIBUTION}.", ""]
     return "\n".join(out)
+
+
+def _text_rows_section(corpus_dir: Path, splits: list[str]) -> list[str]:
+    """Counts of the sentences without audio (manifests/texts_<split>.jsonl.gz), by language, with an intent."""
+    found = {split: load_texts(corpus_dir, split) for split in splits}
+    found = {split: rows for split, rows in found.items() if rows}
+    if not found:
+        return []
+    languages = sorted({row.language for rows in found.values() for row in rows})
+    table = [[lang, *(sum(r.language == lang for r in found[s]) for s in found)] for lang in languages]
+    table.append(["with an intent", *(sum(bool(r.custom.get("intent")) for r in found[s]) for s in found)])
+    intro = "Sentences of the split that no recording speaks, for the n-gram LM and the intent_text head:"
+    return ["## Text without audio", "", intro, "", _md_table(["language", *found], table), ""]
 
 
 def write_summary(corpus_dir: Path) -> Path:
