@@ -106,7 +106,7 @@ def lm_summary(model_path: Path) -> dict[str, object]:
     if loaded.lm is None:
         return {}
     keep = ("sentences", "ngrams", "fit_split", "tune_split", "tune_transcripts_in_fit_split", "weight")
-    keep += ("bonus", "tuning")
+    keep += ("bonus", "text_only_rows", "text_lines", "tuning")
     return {"order": loaded.lm.order, **{k: loaded.lm.metadata[k] for k in keep if k in loaded.lm.metadata}}
 
 
