@@ -58,7 +58,7 @@ def test_plots_and_command_line(tmp_path, capsys):
 def test_bad_logs_are_user_errors(tmp_path):
     log = tmp_path / "telemetry.jsonl"
     log.write_text('{"step": 0, "tasks": ["a"], "cosine": [[1.0]]}\nnot json\n')
-    with pytest.raises(UserError, match=r"telemetry.jsonl:2: not a JSON line"):
+    with pytest.raises(UserError, match=r"telemetry.jsonl:2: not valid JSON"):
         read_telemetry(log)
     log.write_text('{"step": 0}\n')
     with pytest.raises(UserError, match="needs step, tasks, cosine"):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mtspeech.data.schema import SPLITS
 from mtspeech.errors import UserError
+from mtspeech.jsonl import json_lines
 
 if TYPE_CHECKING:
     from lhotse import CutSet, RecordingSet, SupervisionSet
@@ -129,15 +130,7 @@ def load_texts(corpus_dir: str | Path, split: str) -> list[TextRow]:
             lines = list(f)
     except (OSError, UnicodeDecodeError, EOFError) as err:
         raise UserError(f"cannot read the text rows ({err})", path=path) from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"not valid JSON ({err.msg})", path=path, line=number) from None
-        if not isinstance(record, dict):
-            raise UserError("expected a JSON object", path=path, line=number)
+    for number, record in json_lines(lines, path):
         for key in ("id", "language", "text"):
             if not isinstance(record.get(key), str) or not record[key].strip():
                 raise UserError(f"field {key!r} must be a non-empty string", path=path, line=number)

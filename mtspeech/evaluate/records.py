@@ -20,6 +20,7 @@ from typing import Any
 from mtspeech.data import schema
 from mtspeech.data.schema import SlotSpan
 from mtspeech.errors import UserError
+from mtspeech.jsonl import json_lines
 
 Interval = tuple[float, float]  # (start, end) in seconds from the start of the utterance audio
 
@@ -166,15 +167,7 @@ def read_results_jsonl(path: str | Path) -> list[UtteranceResult]:
         raise UserError("no such results file", path=path)
     records = []
     with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"not JSON: {err.msg}", path=path, line=number) from None
-            if not isinstance(data, dict):
-                raise UserError("expected a JSON object per line", path=path, line=number)
+        for number, data in json_lines(lines, path):
             records.append(UtteranceResult.from_dict(data, path=path, line=number))
     return records
 

@@ -19,7 +19,6 @@ F1 of the summed counts of both passes: ``P = (TP_w + TP_c) / (TP_w + TP_c + FP_
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +33,7 @@ from mtspeech.data.schema import SlotSpan
 from mtspeech.errors import UserError
 from mtspeech.evaluate.records import UtteranceResult, write_jsonl_atomic
 from mtspeech.evaluate.text import normalise_filler
+from mtspeech.jsonl import json_lines
 from mtspeech.tasks.metrics import edit_distance
 
 Entity = tuple[str, str]  # (type, filler)
@@ -210,13 +210,7 @@ def read_slurp_predictions(path: str | Path) -> list[SlurpPrediction]:
     if not path.is_file():
         raise UserError("no such SLURP prediction file", path=path)
     found = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"not JSON: {err.msg}", path=path, line=number) from None
+    for number, data in json_lines(path.read_text(encoding="utf-8").splitlines(), path, objects=False):
         found.append(_prediction_from_json(data, path, number))
     return found
 

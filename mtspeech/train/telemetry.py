@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from mtspeech.errors import UserError
+from mtspeech.jsonl import json_lines
 
 
 def telemetry_record(
@@ -66,13 +67,7 @@ def read_telemetry(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserError("telemetry log not found", path=path)
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"not a JSON line ({err.msg})", path=path, line=number) from None
+    for number, record in json_lines(path.read_text(encoding="utf-8").splitlines(), path, objects=False):
         if not isinstance(record, dict) or not {"step", "tasks", "cosine"} <= record.keys():
             raise UserError("not a telemetry record (needs step, tasks, cosine)", path=path, line=number)
         records.append(record)

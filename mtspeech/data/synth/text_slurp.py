@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import gzip
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from mtspeech.data.schema import SlotSpan, spans_to_bio
 from mtspeech.data.synth.numbers import expand_english_digits, spoken_words
 from mtspeech.data.synth.sentence import Sentence
 from mtspeech.errors import UserError
+from mtspeech.jsonl import json_lines
 
 SLURP_DEVEL = Path(__file__).resolve().parents[1] / "resources" / "slurp_devel.jsonl.gz"
 REQUIRED_FIELDS = ("slurp_id", "sentence", "sentence_annotation", "intent", "tokens", "entities")
@@ -246,13 +246,7 @@ def load_slurp_sentences(path: str | Path = SLURP_DEVEL) -> SlurpLoad:
     load = SlurpLoad(sentences=[])
     seen: set[str] = set()
     with opener(path, "rt", encoding="utf-8") as lines:
-        for line_number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"not valid JSON: {err.msg}", path=path, line=line_number) from None
+        for line_number, record in json_lines(lines, path, objects=False):
             missing = [f for f in REQUIRED_FIELDS if not isinstance(record, dict) or f not in record]
             if missing:
                 raise UserError(f"SLURP record lacks field(s) {missing}", path=path, line=line_number)
