@@ -16,7 +16,10 @@ setup:
 ## its CTC search, evaluate it on the test split and answer a few test files through the same inference path
 ## as the service.
 demo: setup
-	@if [ -f $(CORPUS)/corpus.json ]; then echo "[demo] reusing $(CORPUS) (make clean to rebuild)"; \
+	@if [ -f $(CORPUS)/corpus.json ] && [ -f $(CORPUS)/manifests/texts_train.jsonl.gz ]; then \
+	echo "[demo] reusing $(CORPUS) (make clean to rebuild)"; \
+	elif [ -f $(CORPUS)/corpus.json ]; then echo "[demo] $(CORPUS) has no text-only rows (older mtspeech): synthesising it again"; \
+	$(BIN)/mtspeech corpus synth --size $(SIZE) --out $(CORPUS) --overwrite; \
 	else $(BIN)/mtspeech corpus synth --size $(SIZE) --out $(CORPUS); fi
 	$(BIN)/mtspeech data validate $(CORPUS)
 	$(BIN)/mtspeech corpus summary $(CORPUS)
