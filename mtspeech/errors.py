@@ -15,5 +15,6 @@ class UserError(Exception):
         if path is not None:
             where = f"{path}:{line}: " if line is not None else f"{path}: "
         super().__init__(where + message)
+        self.message = message  # without the place, for reports that list the place apart
         self.path = None if path is None else str(path)
         self.line = line

@@ -253,3 +253,17 @@ def test_declared_labels_replace_builtin_sets(tmp_path: Path) -> None:
     write_info(corpus, {"labels": {"emotion": ["bored"]}})
     report = validate_corpus(corpus, audio="none")
     assert not report.ok and {p.field for p in report.errors} == {"supervisions[0].custom.emotion"}
+
+
+def test_text_only_rows_are_read_and_checked_for_leaks(tmp_path: Path) -> None:
+    from mtspeech.data.corpus import TextRow, save_texts, texts_path
+
+    corpus = build_clean_corpus(tmp_path)
+    save_texts(corpus, "train", [TextRow("t1", "en", "set an alarm"), TextRow("t2", "en", "wake  me up at seven")])
+    report = validate_corpus(corpus)
+    leak = next(p for p in report.problems if p.kind == "split_leak")  # the valid cuts speak that sentence
+    assert "1 text-only rows of 'train' are spoken in 'valid'" in leak.message and leak.severity == "warning"
+    assert leak.file == str(texts_path(corpus, "train"))
+    write_jsonl_gz(texts_path(corpus, "train"), [{"id": "t1", "language": "en", "text": "fine"}, "{broken"])
+    problem = next(p for p in validate_corpus(corpus).problems if p.kind == "invalid_entry")
+    assert problem.line == 2 and problem.message.startswith("not valid JSON") and problem.severity == "error"

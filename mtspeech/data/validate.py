@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mtspeech.data import schema
-from mtspeech.data.corpus import INFO_FILE, MANIFEST_KINDS, manifest_path
+from mtspeech.data.corpus import INFO_FILE, MANIFEST_KINDS, load_texts, manifest_path, texts_path
 from mtspeech.data.importers.common import END_TOLERANCE_S, ProblemLog, ProgressFn, iter_json_objects, no_progress
 from mtspeech.data.validate_audio import AUDIO_CHECKS, AudioRef, check_audio
 from mtspeech.data.validate_items import load_item
@@ -43,6 +43,7 @@ class _Seen:
     cut_ids: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (split, file, line)
     recording_splits: dict[str, dict[str, tuple[str, int]]] = field(default_factory=lambda: defaultdict(dict))
     sentence_splits: dict[str, dict[str, tuple[str, int]]] = field(default_factory=lambda: defaultdict(dict))
+    spoken_texts: dict[tuple[str, str], dict[str, tuple[str, int]]] = field(default_factory=lambda: defaultdict(dict))
     audio: dict[str, AudioRef] = field(default_factory=dict)  # recording id -> where it is described first
 
 
@@ -228,6 +229,8 @@ def _check_cuts(
             sentence_id = (sup.custom or {}).get(schema.SENTENCE_ID)
             if isinstance(sentence_id, str):
                 seen.sentence_splits[sentence_id].setdefault(split, (str(path), line))
+            if sup.text and sup.language:
+                seen.spoken_texts[(sup.language, " ".join(sup.text.split()))].setdefault(split, (str(path), line))
     counts.hours = round(counts.hours, 4)
     counts.recordings = sum(split in places for places in seen.recording_splits.values())
     return counts
@@ -249,6 +252,29 @@ def _report_leaks(what: str, shared: Mapping[str, Mapping[str, tuple[str, int]]]
             f"scores on {later!r} will be optimistic"
         )
         report.add(file, line, "", message, kind="split_leak", severity="warning")
+
+
+def _check_texts(corpus_dir: Path, split: str, report: ValidationReport, seen: _Seen) -> None:
+    """The split's text-only rows, if it has any: readable, and none spoken in another split (a train text row that
+    is a test utterance hands the n-gram LM and intent_text the test sentence)."""
+    path = texts_path(corpus_dir, split)
+    try:
+        rows = load_texts(corpus_dir, split)
+    except UserError as err:
+        report.add(err.path or path, err.line, "", err.message, kind="invalid_entry")
+        return
+    spoken_elsewhere: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        for other in seen.spoken_texts.get((row.language, row.text), {}):
+            if other != split:
+                spoken_elsewhere[other].append(row.text)
+    for other, texts in spoken_elsewhere.items():
+        examples = ", ".join(repr(t) for t in texts[:3])
+        message = (
+            f"{len(texts)} text-only rows of {split!r} are spoken in {other!r} (e.g. {examples}): "
+            f"scores on {other!r} will be optimistic"
+        )
+        report.add(path, None, "", message, kind="split_leak", severity="warning")
 
 
 def validate_corpus(
@@ -299,5 +325,7 @@ def validate_corpus(
         report.splits[split] = counts
     _report_leaks("recordings", {k: v for k, v in seen.recording_splits.items() if len(v) > 1}, report)
     _report_leaks("sentences", {k: v for k, v in seen.sentence_splits.items() if len(v) > 1}, report)
+    for split in chosen:
+        _check_texts(corpus_dir, split, report, seen)
     check_audio(list(seen.audio.values()), report, audio, progress)
     return report
