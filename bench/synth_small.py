@@ -96,6 +96,17 @@ def training_summary(run: Path) -> dict[str, object]:
     }
 
 
+def asr_by_language(report: dict) -> dict[str, dict[str, float]]:
+    """Test CER / WER per spoken language (the report's language groups), in percent."""
+    groups = ((report.get("groups") or {}).get("language") or {}).get("groups") or {}
+    found = {}
+    for language, group in sorted(groups.items()):
+        metrics = group.get("metrics") or {}
+        if "asr/cer" in metrics:
+            found[language] = {"cer": round(metrics["asr/cer"], 2), "wer": round(metrics["asr/wer"], 2)}
+    return found
+
+
 def lm_summary(model_path: Path) -> dict[str, object]:
     """What ``mtspeech lm`` stored with the model: order, size, the tuned weight and bonus and the whole grid."""
     if not model_path.exists():
@@ -172,6 +183,7 @@ def main() -> None:
     meta = report.get("metadata") or {}
     decoding = {k: meta[k] for k in ("decoding", "beam_size", "lm_weight", "lm_bonus") if k in meta}
     summary = {"training": training_summary(args.run), "decoding": decoding, "utterances": report["num_utterances"]}
+    summary["asr_by_language"] = asr_by_language(report)
     lm = lm_summary(args.run / "model.pt")
     if lm:
         summary["lm"] = lm
