@@ -129,6 +129,8 @@ def select_rows(batch: Batch, rows: list[int]) -> Batch:
             picked[name] = value[index]
         elif isinstance(value, dict):
             picked[name] = {k: v[index] for k, v in value.items()}
-        else:
+        elif isinstance(value, list):
             picked[name] = [value[i] for i in rows]
+        else:  # not per row (text_rows: sentences beside the batch)
+            picked[name] = value
     return Batch(**picked)
