@@ -22,8 +22,9 @@ from mtspeech.data.corpus import TextRow
 from mtspeech.data.labels import LabelVocab
 from mtspeech.data.schema import INTENT
 
-# Label vocabularies a sentence's words can carry, and where a text row keeps each.
-TEXT_LABELS = {"intent": lambda row: row.custom.get(INTENT), "lid": lambda row: row.language}
+# Label vocabularies a sentence's words carry, and where a text row keeps each (a task reading only the
+# transcript that wants another label adds it here).
+TEXT_LABELS = {"intent": lambda row: row.custom.get(INTENT)}
 
 
 @dataclass(frozen=True)

@@ -131,10 +131,11 @@ def unspoken_train_rows(sentences: Sequence[Sentence], plans: Sequence[Recording
     The audio budget of a corpus size speaks only part of its split's sentences; the rest is still good text for
     the n-gram LM (``mtspeech lm``) and for heads that read transcripts (``intent_text``). Only the train split's:
     valid and test sentences must stay unseen, and the split assignment keeps every text in one split."""
-    split_of = assign_splits(sorted(sentences, key=lambda s: s.sentence_id), seed)
+    ordered = sorted(sentences, key=lambda s: s.sentence_id)  # as plan_corpus assigns them
+    split_of = assign_splits(ordered, seed)
     seen = {(u.sentence.language, u.sentence.text) for plan in plans for u in plan.utterances}
     rows = []
-    for s in sorted(sentences, key=lambda s: s.sentence_id):
+    for s in ordered:
         if s.language not in LANGUAGES or split_of[s.sentence_id] != "train" or (s.language, s.text) in seen:
             continue
         seen.add((s.language, s.text))
