@@ -93,7 +93,12 @@ def main() -> None:
     parser.add_argument("--predictions", type=Path, default=Path("work/runs/synth-small/eval/predictions.jsonl"))
     parser.add_argument("--corpus", type=Path, default=Path("work/corpus-small"))
     parser.add_argument("--steps", type=int, default=2700, help="training steps (the demo recipe's max_steps)")
-    parser.add_argument("--spoken-per-step", type=int, default=3, help="spoken intent rows a recipe batch holds")
+    parser.add_argument(
+        "--spoken-per-step",
+        type=int,
+        default=3,
+        help="spoken intent rows a recipe batch holds (~2.6: 1,228 in 2.61 h of train, 20 s batches)",
+    )
     parser.add_argument("--text-rows", default="0,4,8,16", help="text-only rows a step, per variant")
     parser.add_argument("--results-name", default="intent-text-rows")
     args = parser.parse_args()
