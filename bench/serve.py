@@ -14,8 +14,9 @@ Request audio: the corpus' test split (``mtspeech corpus synth --size tiny`` mak
 * ``cascade``: the classic pipeline, ASR model -> text intent classifier -> text sentiment classifier (trained on
   the corpus text), against the multi-task answer of the same three questions; accuracies on the test split;
 * ``int8``: dynamic int8 quantisation vs fp32: speed (goal >= 1.5x) and how much the answers change; encoder-only
-  speedups by batch shape (``int8_encoder_by_batch``) and by preset, and whole requests of a random "base" model
-  (``int8_request_base_preset``, the first 6 files).
+  speedups by batch shape (``int8_encoder_by_batch``) and by preset, whole requests of a random "base" model
+  (``int8_request_base_preset``, the first 6 files), and the encoder gain per quantised engine (``int8_engines``:
+  what ``--int8-engine auto`` chooses from on this CPU).
 
 In-process figures run torch on ``--threads`` threads (default 1, comparable on a shared machine); the server
 runs with its own default. Writes bench/results/serve.json.
@@ -29,7 +30,6 @@ import io
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,32 +40,18 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.common import write_results  # noqa: E402
+from bench.serve_int8 import (  # noqa: E402
+    int8_encoder_by_batch,
+    int8_encoder_by_preset,
+    int8_engines,
+    int8_request_base,
+    int8_vs_fp32,
+)
 from bench.serve_models import cascade_classifiers, load, random_model, single_task_models  # noqa: E402
+from bench.timing import compare_ms, ratio  # noqa: E402
 
 CLIENTS = (1, 4, 16)
 FIVE_TASKS = ("asr", "language", "intent", "emotion", "vad")
-
-
-def compare_ms(variants: dict[str, Callable[[np.ndarray], Any]], waves: Sequence[np.ndarray], repeats: int):
-    """For each variant, the sum over the test files of its best time per file; the variants run interleaved
-    (file by file, round by round) so a burst of load from elsewhere hits them alike."""
-    totals = dict.fromkeys(variants, 0.0)
-    for wave in waves:
-        for fn in variants.values():
-            fn(wave)  # warm-up
-        best = {name: float("inf") for name in variants}
-        for _ in range(repeats):
-            for name, fn in variants.items():
-                started = time.perf_counter()
-                fn(wave)
-                best[name] = min(best[name], (time.perf_counter() - started) * 1000)
-        for name in variants:
-            totals[name] += best[name]
-    return {name: round(total, 2) for name, total in totals.items()}
-
-
-def ratio(numerator: float, denominator: float) -> float:
-    return round(numerator / denominator, 3) if denominator else float("nan")
 
 
 # --- in-process comparisons -------------------------------------------------------------------------------
@@ -126,147 +112,6 @@ def cascade(analyzer: Any, asr_model: Any, classifiers: dict[str, Any], cuts: li
             ),
             "utterances": len(gold),
         }
-    return figures
-
-
-def int8_requests(fp32: Any, int8: Any, waves: list, repeats: int) -> tuple[dict[str, float], list, list]:
-    """Every default task, one request per clip, fp32 against int8: the timings and both analyzers' answers."""
-    tasks = fp32.default_tasks
-    times = compare_ms(
-        {"fp32": lambda w: fp32.analyze([w], tasks), "int8": lambda w: int8.analyze([w], tasks)}, waves, repeats
-    )
-    return times, [fp32.analyze([w], tasks)[0] for w in waves], [int8.analyze([w], tasks)[0] for w in waves]
-
-
-def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) -> dict[str, Any]:
-    import jiwer
-
-    tasks = fp32.default_tasks
-    times, a, b = int8_requests(fp32, int8, waves, repeats)
-    fp32_ms, int8_ms = times["fp32"], times["int8"]
-    batch = [torch.from_numpy(w) for w in waves[:4]]
-    padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
-    lengths = torch.tensor([len(w) for w in batch])
-    with torch.inference_mode():
-        features = fp32.model.features_from_audio(padded, lengths)
-        encoder = compare_ms(
-            {"fp32": lambda _: fp32.model.encode(*features), "int8": lambda _: int8.model.encode(*features)},
-            [waves[0]],
-            3 * repeats,
-        )
-    # The same requests grouped four at a time, as dynamic batching does under concurrent load.
-    groups = [waves[i : i + 4] for i in range(0, len(waves), 4)]
-    batched = compare_ms(
-        {"fp32": lambda g: fp32.analyze(list(g), tasks), "int8": lambda g: int8.analyze(list(g), tasks)},
-        groups,
-        repeats,
-    )
-    stages = {"fp32": stage_ms(a), "int8": stage_ms(b)}
-    labels = [t for t in tasks if isinstance(a[0].get(t), dict) and "label" in a[0][t]]
-    agreement = {
-        t: round(float(np.mean([x[t]["label"] == y[t]["label"] for x, y in zip(a, b, strict=True)])), 3) for t in labels
-    }
-    figures: dict[str, Any] = {
-        "fp32_ms": fp32_ms,
-        "int8_ms": int8_ms,
-        "speedup": ratio(fp32_ms, int8_ms),
-        "encoder_ms_batch_of_4": encoder,
-        "encoder_speedup": ratio(encoder["fp32"], encoder["int8"]),
-        "requests_in_batches_of_4_ms": batched,
-        "requests_in_batches_of_4_speedup": ratio(batched["fp32"], batched["int8"]),
-        "stages_ms_one_run": stages,
-        "goal": ">= 1.5",
-        "label_agreement": agreement,
-    }
-    if "asr" in tasks:
-        texts_a, texts_b = [x["asr"]["text"] or "-" for x in a], [y["asr"]["text"] or "-" for y in b]
-        figures["transcript_wer_int8_vs_fp32"] = round(jiwer.wer(texts_a, texts_b), 4)
-        refs = [" ".join(s.text for s in cut.supervisions if s.text) for cut in cuts]
-        if all(refs):
-            figures["wer_vs_reference"] = {
-                "fp32": round(jiwer.wer(refs, texts_a), 4),
-                "int8": round(jiwer.wer(refs, texts_b), 4),
-            }
-    return figures
-
-
-def stage_ms(answers: list[dict[str, Any]]) -> dict[str, float]:
-    """Where a request's time goes (front end, encoder, each task's head and decoding), summed over answers."""
-    totals: dict[str, float] = {}
-    for answer in answers:
-        for stage, ms in answer.get("timings_ms", {}).items():
-            totals[stage] = totals.get(stage, 0.0) + ms
-    return {stage: round(ms, 1) for stage, ms in totals.items()}
-
-
-def int8_encoder_by_batch(fp32: torch.nn.Module, int8: torch.nn.Module, repeats: int) -> dict[str, Any]:
-    """Encoder-only int8 speedup of the served model for the batch shapes a busy service sees (random
-    features): int8 matrix products gain more the more rows they get."""
-    out = {}
-    for batch, seconds in ((1, 3.0), (4, 4.0), (8, 6.0)):
-        frames = int(seconds * 100)
-        features, lengths = torch.randn(batch, frames, 80), torch.full((batch,), frames)
-        with torch.inference_mode():
-            times = compare_ms(
-                {
-                    "fp32": lambda _, f=features, n=lengths: fp32.encode(f, n),
-                    "int8": lambda _, f=features, n=lengths: int8.encode(f, n),
-                },
-                [np.zeros(1)],
-                repeats,
-            )
-        out[f"{batch}x{seconds:g}s"] = {**times, "speedup": ratio(times["fp32"], times["int8"])}
-        print("int8 batch", batch, seconds, out[f"{batch}x{seconds:g}s"], flush=True)
-    return out
-
-
-def int8_encoder_by_preset(seconds: float, repeats: int) -> dict[str, Any]:
-    """Encoder-only int8 speedup per preset (random weights, one ``seconds``-long input): the bigger the
-    feed-forward layers, the larger the share of int8 Linear work beside the float subsampling convolutions."""
-    from mtspeech.model.config import ModelConfig
-    from mtspeech.model.model import MultiTaskModel
-    from mtspeech.serve.quantize import quantize_model
-
-    frames = int(seconds * 100)
-    features, lengths = torch.randn(1, frames, 80), torch.tensor([frames])
-    out = {}
-    for preset in ("tiny", "small", "base"):
-        config = ModelConfig.from_dict({"encoder": {"preset": preset}, "tasks": {"asr_ctc": {"vocab_size": 500}}})
-        fp32 = MultiTaskModel(config).eval()
-        int8 = quantize_model(fp32, "int8")
-        with torch.inference_mode():
-            times = compare_ms(
-                {
-                    "fp32": lambda _, m=fp32: m.encode(features, lengths),
-                    "int8": lambda _, m=int8: m.encode(features, lengths),
-                },
-                [np.zeros(1)],
-                repeats,
-            )
-        out[preset] = {**times, "speedup": ratio(times["fp32"], times["int8"])}
-        print("int8", preset, out[preset], flush=True)
-    return {"audio_seconds": seconds, **out}
-
-
-def int8_request_base(cuts: Any, waves: list[np.ndarray], work: Path, repeats: int) -> dict[str, Any]:
-    """Whole requests (front end, encoder, every task's answer) of a random "base"-preset model, fp32 vs int8: the
-    size a CPU deployment would serve, where the int8 Linear layers carry most of the request's work."""
-    from mtspeech.serve.inference import ModelAnalyzer, decoding_options
-
-    path = random_model(cuts, work / "base", preset="base")
-    loaded = load(path)
-    decoding = decoding_options(loaded.model).replace(max_length_ratio=0.2)  # random decoder: see main()
-    fp32 = ModelAnalyzer(loaded, decoding, name=path.name)
-    int8 = ModelAnalyzer(load(path), decoding, name=path.name, quantize="int8")
-    times, a, b = int8_requests(fp32, int8, waves, repeats)
-    figures = {
-        "utterances": len(waves),
-        **times,
-        "speedup": ratio(times["fp32"], times["int8"]),
-        "stages_ms_one_run": {"fp32": stage_ms(a), "int8": stage_ms(b)},
-        "goal": ">= 1.5",
-    }
-    print("int8 base request", figures, flush=True)
     return figures
 
 
@@ -385,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
             "repeats": args.repeats,
             "timing": "per file the best of --repeats runs, compared variants interleaved; summed over the files",
             "threads": args.threads,
+            "int8_engine": int8.quantize_engine,
         }
     }
     figures["multitask_vs_asr_only"] = multitask_vs_asr(analyzer, waves, args.repeats)
@@ -397,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     print("int8", figures["int8"], flush=True)
     figures["int8_encoder_by_batch"] = int8_encoder_by_batch(analyzer.model, int8.model, 3 * args.repeats)
     figures["int8_encoder_by_preset"] = int8_encoder_by_preset(5.0, 3 * args.repeats)
+    figures["int8_engines"] = int8_engines(analyzer.model, 3 * args.repeats)
     train_cuts = CutSet.from_file(manifest_path(corpus, "cuts", "train"))
     figures["int8_request_base_preset"] = int8_request_base(train_cuts, waves[:6], work, args.repeats)
     if not args.skip_http:

@@ -1,10 +1,13 @@
-"""Convolutions rewritten as Linear layers so int8 covers them: the same output in float."""
+"""int8 serving: convolutions rewritten as Linear layers (the same output in float) and the engine choice."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
+from mtspeech.errors import UserError
+from mtspeech.serve import quantize
 from mtspeech.serve.quantize import PointwiseLinear, pointwise_convs_as_linear
 
 
@@ -15,3 +18,32 @@ def test_pointwise_conv1d_as_linear_gives_the_same_output() -> None:
     torch.testing.assert_close(PointwiseLinear(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
     model = pointwise_convs_as_linear(nn.Sequential(nn.Conv1d(6, 8, 1), nn.Conv1d(8, 8, 3)))
     assert [type(m).__name__ for m in model] == ["PointwiseLinear", "Conv1d"]
+
+
+def test_auto_engine_takes_onednn_on_amx_cpus_and_the_default_elsewhere(monkeypatch) -> None:
+    monkeypatch.setattr(quantize, "available_engines", lambda: ["qnnpack", "onednn", "x86", "fbgemm"])
+    monkeypatch.setattr(quantize, "has_amx", lambda: True)
+    assert quantize.resolve_engine("auto") == "onednn"
+    monkeypatch.setattr(quantize, "has_amx", lambda: False)
+    monkeypatch.setattr(torch.backends.quantized, "engine", "x86")
+    assert quantize.resolve_engine("auto") == "x86"
+    assert quantize.resolve_engine("fbgemm") == "fbgemm"
+    with pytest.raises(UserError, match=r"--int8-engine.*auto, x86"):
+        quantize.resolve_engine("tensorrt")
+    monkeypatch.setattr(quantize, "available_engines", lambda: ["qnnpack"])
+    with pytest.raises(UserError, match="'onednn' .*not in this torch build; it has: qnnpack"):
+        quantize.resolve_engine("onednn")
+
+
+@pytest.mark.parametrize("engine", [e for e in ("fbgemm", "onednn") if e in quantize.available_engines()])
+def test_each_engine_quantizes_close_to_float_and_leaves_the_process_setting_alone(engine: str) -> None:
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 8)).eval()
+    x = torch.randn(20, 16)
+    before = torch.backends.quantized.engine
+    quantized = quantize.quantize_model(model, "int8", engine=engine)
+    assert torch.backends.quantized.engine == before
+    assert quantize.count_quantized_linears(quantized) == 2 and quantize.count_quantized_linears(model) == 0
+    with torch.inference_mode():
+        expected, got = model(x), quantized(x)
+    assert (got - expected).abs().max() < 0.05 * expected.abs().max()

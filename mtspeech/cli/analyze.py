@@ -56,6 +56,9 @@ def analyze_cmd(
         None, "--lm-weight", min=0.0, help="N-gram LM weight in the CTC search (default: as tuned; 0: off)."
     ),
     quantize: str | None = typer.Option(None, "--quantize", help="int8: dynamic int8 Linear layers (CPU)."),
+    int8_engine: str = typer.Option(
+        "auto", "--int8-engine", help="Kernels of --quantize int8: auto (oneDNN on AMX CPUs), x86, fbgemm, onednn."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     max_seconds: float = typer.Option(600.0, "--max-seconds", help="Longest file accepted, in seconds."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr for many files."),
@@ -82,6 +85,7 @@ def _analyze(**args: Any) -> None:
         max_tokens=args["max_tokens"],
         lm_weight=args["lm_weight"],
         quantize=args["quantize"],
+        int8_engine=args["int8_engine"],
         device=args["device"],
     )
     wanted = parse_tasks(args["tasks"], analyzer.tasks, analyzer.default_tasks)

@@ -47,6 +47,9 @@ def serve_cmd(
     ),
     cache_size: int = typer.Option(256, "--cache-size", min=0, help="Answers kept (LRU, by audio hash); 0: off."),
     quantize: str | None = typer.Option(None, "--quantize", help="int8: dynamic int8 Linear layers (CPU)."),
+    int8_engine: str = typer.Option(
+        "auto", "--int8-engine", help="Kernels of --quantize int8: auto (oneDNN on AMX CPUs), x86, fbgemm, onednn."
+    ),
     threshold: list[str] = typer.Option(
         [], "--threshold", help="TASK=VALUE: answers below this confidence get needs_review (repeatable)."
     ),
@@ -73,10 +76,10 @@ def serve_cmd(
     from mtspeech.serve.inference import load_analyzer
 
     decoding = {"mode": decode_mode, "beam_size": beam_size, "max_tokens": max_tokens, "lm_weight": lm_weight}
-    analyzer = load_analyzer(model, quantize=quantize, device=device, **decoding)
+    analyzer = load_analyzer(model, quantize=quantize, int8_engine=int8_engine, device=device, **decoding)
     fallback = None
     if fallback_model is not None:
-        fallback = load_analyzer(fallback_model, quantize=quantize, device=device, **decoding)
+        fallback = load_analyzer(fallback_model, quantize=quantize, int8_engine=int8_engine, device=device, **decoding)
     config = ServeConfig(
         limits=AudioLimits(max_bytes=max_bytes, max_seconds=max_seconds),
         max_batch_size=max_batch_size,

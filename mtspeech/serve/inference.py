@@ -36,7 +36,7 @@ from mtspeech.decode.result import DecodingResult
 from mtspeech.errors import UserError
 from mtspeech.model.package import LoadedModel
 from mtspeech.serve import answers
-from mtspeech.serve.quantize import quantize_model
+from mtspeech.serve.quantize import quantize_model, resolve_engine
 
 SERVICE_TASKS = ("asr", "language", "intent", "slots", "translation", "emotion", "accent", "speaker", "gender", "vad")
 # Service task -> the pooled classifier head that answers it (and its label vocabulary).
@@ -111,7 +111,8 @@ class ModelAnalyzer:
 
     ``decoding``: how ``asr`` decodes (default :func:`default_decoding`); translation and decoder SLU use the
     same search settings with an ``attention_beam`` mode. ``quantize="int8"``: dynamic int8 quantisation of
-    every ``nn.Linear`` (CPU only). ``vad``: how the ``vad`` answer smooths frame probabilities into segments.
+    every ``nn.Linear`` (CPU only), packed for ``int8_engine`` (``auto``: see :mod:`mtspeech.serve.quantize`).
+    ``vad``: how the ``vad`` answer smooths frame probabilities into segments.
     """
 
     def __init__(
@@ -122,11 +123,14 @@ class ModelAnalyzer:
         quantize: str | None = None,
         device: str | torch.device = "cpu",
         vad: VadOptions | None = None,
+        int8_engine: str = "auto",
     ) -> None:
         self.device = torch.device(device)
         model = loaded.model.to(self.device).eval()
+        self.quantize_engine: str | None = None
         if quantize is not None:
-            model = quantize_model(model, quantize, self.device)
+            model = quantize_model(model, quantize, self.device, int8_engine)
+            self.quantize_engine = resolve_engine(int8_engine)
         self.model = model
         self.tokenizer = loaded.tokenizer
         self.vocabs = dict(loaded.vocabs)
@@ -139,7 +143,7 @@ class ModelAnalyzer:
         steps = self.metadata.get("trained_steps")
         self.version = str(self.metadata.get("version") or (f"step {steps}" if steps is not None else "untrained"))
         if quantize:
-            self.version += f" ({quantize})"
+            self.version += f" ({quantize}, {self.quantize_engine})"
         self.tasks = self._available_tasks()
         if "asr" in self.tasks:  # a mode the model cannot run is a UserError now, not on every request
             self.decoder._check_model(self.decoding)

@@ -3,12 +3,19 @@ on the fly per batch (``torch.ao.quantization.quantize_dynamic``). Attention pro
 and every head are Linear layers; the Conformer convolution module's pointwise (kernel-1) convolutions are the
 same product written as a convolution, so they are rewritten as Linear layers first and quantised too. What
 stays in float: the subsampling Conv2d layers, the depthwise convolutions and the attention products.
+
+Which kernels run the int8 products is the quantised engine the weights are packed for (torch keeps the choice
+in the packed weights, so the process-wide engine setting is restored afterwards). ``auto`` takes oneDNN on CPUs
+with AMX tiles (Intel Sapphire Rapids and later), where its int8 tile kernels beat FBGEMM's AVX-512 ones, and
+torch's default engine elsewhere: ``python bench/serve.py`` records both engines on the machine it runs on.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -16,21 +23,65 @@ from torch import nn
 from mtspeech.errors import UserError
 
 QUANTIZATION_MODES = ("int8",)
+ENGINE_CHOICES = ("auto", "x86", "fbgemm", "onednn", "qnnpack")
 
 
-def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cpu") -> nn.Module:
-    """A quantised copy of ``model`` (in eval mode); the original is left unchanged."""
+def available_engines() -> list[str]:
+    """The quantised CPU engines this torch build has (``x86`` is torch's FBGEMM/oneDNN dispatcher)."""
+    return [e for e in torch.backends.quantized.supported_engines if e != "none"]
+
+
+def has_amx() -> bool:
+    """Whether the CPU has AMX tiles (torch's own probe; False where this torch does not have it)."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except RuntimeError:
+        return False
+
+
+def resolve_engine(engine: str = "auto") -> str:
+    """The engine that ``engine`` names on this machine; ``auto``: oneDNN with AMX, else torch's default."""
+    engines = available_engines()
+    if not engines:
+        raise UserError("this torch build has no quantised CPU kernels (no fbgemm/x86/onednn/qnnpack engine)")
+    if engine == "auto":
+        if has_amx() and "onednn" in engines:
+            return "onednn"
+        default = torch.backends.quantized.engine
+        return default if default in engines else engines[0]
+    if engine not in ENGINE_CHOICES:
+        raise UserError(f"unknown int8 engine {engine!r} (--int8-engine); choose one of: {', '.join(ENGINE_CHOICES)}")
+    if engine not in engines:
+        raise UserError(
+            f"int8 engine {engine!r} (--int8-engine) is not in this torch build; it has: {', '.join(engines)}"
+        )
+    return engine
+
+
+@contextmanager
+def quantized_engine(engine: str) -> Iterator[None]:
+    """Pack weights for ``engine`` inside the block; the process-wide setting is restored after it."""
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = engine
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
+
+
+def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cpu", engine: str = "auto") -> nn.Module:
+    """A quantised copy of ``model`` (in eval mode) with weights packed for ``engine`` (see :func:`resolve_engine`);
+    the original is left unchanged."""
     if mode not in QUANTIZATION_MODES:
         raise UserError(f"unknown quantisation {mode!r}; choose one of: {', '.join(QUANTIZATION_MODES)}")
     if torch.device(device).type != "cpu":
         raise UserError(
             f"int8 dynamic quantisation runs on the CPU only, not on {device}; drop --quantize or the device"
         )
-    engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]
-    if not engines:
-        raise UserError("this torch build has no quantised CPU kernels (no fbgemm/x86/qnnpack engine)")
+    engine = resolve_engine(engine)
     model = pointwise_convs_as_linear(copy.deepcopy(model))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quantized_engine(engine):
         # torch 2.10+ marks torch.ao.quantization deprecated in favour of torchao, which is not a dependency
         # here; the eager dynamic API still works and is what we test.
         warnings.simplefilter("ignore", DeprecationWarning)
