@@ -4,6 +4,8 @@ engine, and how much the answers change."""
 
 from __future__ import annotations
 
+import copy
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +161,38 @@ def int8_engines(served: torch.nn.Module, repeats: int) -> dict[str, Any]:
             speedups = {e: ratio(times["fp32"], times[e]) for e in engines}
             out[f"{name} {batch}x{seconds:g}s"] = {**times, "speedup": speedups}
             print("int8 engines", name, batch, seconds, out[f"{name} {batch}x{seconds:g}s"], flush=True)
+    return out
+
+
+def int8_subsampling_by_channels(repeats: int) -> dict[str, Any]:
+    """The x4 convolutional subsampling alone (random weights, one 4-second input) by channel count: fp32, int8
+    with the convolutions left in float, and int8 with the later convolution as a patch Linear
+    (:class:`~mtspeech.serve.quantize.PatchLinearSubsampling`): where the rewrite starts to pay."""
+    from mtspeech.model.encoder import Conv2dSubsampling
+    from mtspeech.serve.quantize import PatchLinearSubsampling, quantized_engine, resolve_engine
+
+    engine = resolve_engine("auto")
+    features, lengths = torch.randn(1, 400, 80), torch.tensor([400])
+    out: dict[str, Any] = {"engine": engine}
+    for channels in (64, 96, 128, 256):
+        float_module = Conv2dSubsampling(80, 256 if channels > 144 else 144, 0.0, channels, 4).eval()
+        with quantized_engine(engine), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            variants = {
+                "fp32": float_module,
+                "int8_conv_in_float": torch.ao.quantization.quantize_dynamic(
+                    copy.deepcopy(float_module), {torch.nn.Linear}, dtype=torch.qint8
+                ),
+                "int8_patch_linear": torch.ao.quantization.quantize_dynamic(
+                    PatchLinearSubsampling(copy.deepcopy(float_module)), {torch.nn.Linear}, dtype=torch.qint8
+                ),
+            }
+        with torch.inference_mode():
+            times = compare_ms(
+                {k: (lambda _, m=m: m(features, lengths)) for k, m in variants.items()}, [np.zeros(1)], repeats
+            )
+        out[str(channels)] = {**times, "patch_gain": ratio(times["int8_conv_in_float"], times["int8_patch_linear"])}
+        print("int8 subsampling", channels, out[str(channels)], flush=True)
     return out
 
 

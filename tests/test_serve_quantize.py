@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from mtspeech.errors import UserError
+from mtspeech.model.encoder import Conv2dSubsampling
 from mtspeech.serve import quantize
-from mtspeech.serve.quantize import PointwiseLinear, pointwise_convs_as_linear
+from mtspeech.serve.quantize import PatchLinearSubsampling, PointwiseLinear, pointwise_convs_as_linear
 
 
 def test_pointwise_conv1d_as_linear_gives_the_same_output() -> None:
@@ -47,3 +48,32 @@ def test_each_engine_quantizes_close_to_float_and_leaves_the_process_setting_alo
     with torch.inference_mode():
         expected, got = model(x), quantized(x)
     assert (got - expected).abs().max() < 0.05 * expected.abs().max()
+
+
+@pytest.mark.parametrize("factor", [4, 6, 8])
+def test_patch_linear_subsampling_gives_the_float_convolutions_output(factor: int) -> None:
+    torch.manual_seed(factor)
+    float_module = Conv2dSubsampling(40, 32, 0.0, channels=8, factor=factor).eval()
+    features, lengths = torch.randn(2, 61, 40), torch.tensor([61, 50])
+    patched = PatchLinearSubsampling(float_module).eval()
+    with torch.inference_mode():
+        expected, expected_lens = float_module(features, lengths)
+        got, got_lens = patched(features, lengths)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert got_lens.tolist() == expected_lens.tolist()
+
+
+def test_int8_runs_wide_subsampling_convolutions_as_patch_linears_only() -> None:
+    torch.manual_seed(5)
+    wide = nn.ModuleDict({"sub": Conv2dSubsampling(40, 64, 0.0, channels=quantize.MIN_PATCH_CHANNELS)}).eval()
+    narrow = nn.ModuleDict({"sub": Conv2dSubsampling(40, 64, 0.0, channels=quantize.MIN_PATCH_CHANNELS - 1)})
+    x2 = nn.ModuleDict({"sub": Conv2dSubsampling(40, 64, 0.0, channels=256, factor=2)})
+    assert type(quantize.quantize_model(wide, "int8")["sub"]) is PatchLinearSubsampling
+    assert type(quantize.quantize_model(narrow, "int8")["sub"]) is Conv2dSubsampling  # nothing to gain
+    assert type(quantize.quantize_model(x2, "int8")["sub"]) is Conv2dSubsampling  # one 1-channel convolution
+    quantized = quantize.quantize_model(wide, "int8")
+    features, lengths = torch.randn(1, 80, 40), torch.tensor([80])
+    with torch.inference_mode():
+        expected, got = wide["sub"](features, lengths)[0], quantized["sub"](features, lengths)[0]
+    assert quantize.count_quantized_linears(quantized) == 2  # the patch Linear and the projection
+    assert (got - expected).abs().mean() < 0.05 * expected.abs().mean()

@@ -1,8 +1,11 @@
 """Dynamic int8 quantisation for CPU serving: every ``nn.Linear`` gets int8 weights, activations are quantised
 on the fly per batch (``torch.ao.quantization.quantize_dynamic``). Attention projections, feed-forward layers
 and every head are Linear layers; the Conformer convolution module's pointwise (kernel-1) convolutions are the
-same product written as a convolution, so they are rewritten as Linear layers first and quantised too. What
-stays in float: the subsampling Conv2d layers, the depthwise convolutions and the attention products.
+same product written as a convolution, so they are rewritten as Linear layers first and quantised too. So are the
+subsampling's wide convolutions (the second of x4 and later, when they have at least
+:data:`MIN_PATCH_CHANNELS` input channels, as in the ``base`` preset): each output pixel is one Linear product over
+its input patch (:class:`PatchLinearSubsampling`). What stays in float: the subsampling's first convolution
+(one input channel), the depthwise convolutions and the attention products.
 
 Which kernels run the int8 products is the quantised engine the weights are packed for (torch keeps the choice
 in the packed weights, so the process-wide engine setting is restored afterwards). ``auto`` takes oneDNN on CPUs
@@ -20,7 +23,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from mtspeech.data.features import subsampled_length
 from mtspeech.errors import UserError
+from mtspeech.model.encoder import Conv2dSubsampling
 
 QUANTIZATION_MODES = ("int8",)
 ENGINE_CHOICES = ("auto", "x86", "fbgemm", "onednn", "qnnpack")
@@ -80,7 +85,7 @@ def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cp
             f"int8 dynamic quantisation runs on the CPU only, not on {device}; drop --quantize or the device"
         )
     engine = resolve_engine(engine)
-    model = pointwise_convs_as_linear(copy.deepcopy(model))
+    model = patch_linear_subsampling(pointwise_convs_as_linear(copy.deepcopy(model)))
     with warnings.catch_warnings(), quantized_engine(engine):
         # torch 2.10+ marks torch.ao.quantization deprecated in favour of torchao, which is not a dependency
         # here; the eager dynamic API still works and is what we test.
@@ -124,6 +129,69 @@ def pointwise_convs_as_linear(model: nn.Module) -> nn.Module:
         for name, child in list(parent.named_children()):
             if _is_pointwise(child):
                 setattr(parent, name, PointwiseLinear(child))
+    return model
+
+
+MIN_PATCH_CHANNELS = 128
+"""Fewest input channels of a subsampling convolution worth running as a patch Linear: with fewer, copying the
+patches costs about what int8 saves (``int8_subsampling_by_channels`` of ``python bench/serve.py``: no gain at 64
+channels, 15-35% from 128 up)."""
+
+
+class PatchLinearSubsampling(nn.Module):
+    """The convolutional subsampling of the encoder (:class:`~mtspeech.model.encoder.Conv2dSubsampling`) with every
+    convolution after the first run as a Linear layer over input patches, channels last, so int8 covers it.
+
+    Why not torch's own int8 convolutions: the dynamic one returned zeros for a 256-channel convolution here
+    (torch 2.13) and
+    the static ones need an output scale calibrated on data the service does not have. Channels last makes each
+    patch ``kernel x kernel`` runs of contiguous channels, so gathering patches is a fast copy; the same output as
+    the float module up to rounding."""
+
+    def __init__(self, subsampling: nn.Module) -> None:
+        super().__init__()
+        convs = [m for m in subsampling.conv if isinstance(m, nn.Conv2d)]
+        self.first = convs[0]
+        self.patches = nn.ModuleList()
+        self.geometry: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        for conv in convs[1:]:
+            linear = nn.Linear(conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1], conv.out_channels)
+            with torch.no_grad():  # (out, in, kh, kw) -> (out, kh * kw * in): the channels-last patch order
+                linear.weight.copy_(conv.weight.permute(0, 2, 3, 1).flatten(1))
+                linear.bias.copy_(conv.bias)
+            self.patches.append(linear)
+            self.geometry.append((conv.kernel_size, conv.stride))
+        self.project = subsampling.project
+        self.dropout = subsampling.dropout
+        self.factor = subsampling.factor
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.first(features.unsqueeze(1)).relu().permute(0, 2, 3, 1).contiguous()  # (B, T, F, C)
+        for linear, ((kt, kf), (st, sf)) in zip(self.patches, self.geometry, strict=True):
+            batch, time, freq, channels = x.shape
+            out_time, out_freq = (time - kt) // st + 1, (freq - kf) // sf + 1
+            b, t, f, c = x.stride()
+            patches = x.as_strided((batch, out_time, out_freq, kt, kf, channels), (b, st * t, sf * f, t, f, c))
+            x = linear(patches.reshape(batch, out_time, out_freq, kt * kf * channels)).relu()
+        x = self.project(x.transpose(2, 3).flatten(2))  # (B, T', C * F'), the order the float module flattens
+        return self.dropout(x), subsampled_length(lengths, self.factor)
+
+
+def _patch_linear_pays(subsampling: nn.Module) -> bool:
+    convs = [m for m in subsampling.conv if isinstance(m, nn.Conv2d)]
+    return len(convs) > 1 and all(
+        c.in_channels >= MIN_PATCH_CHANNELS and c.padding == (0, 0) and c.dilation == (1, 1) and c.groups == 1
+        for c in convs[1:]
+    )
+
+
+def patch_linear_subsampling(model: nn.Module) -> nn.Module:
+    """Replace (in place) every :class:`~mtspeech.model.encoder.Conv2dSubsampling` whose later convolutions are
+    wide enough (:data:`MIN_PATCH_CHANNELS`) by the equivalent :class:`PatchLinearSubsampling`."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Conv2dSubsampling) and _patch_linear_pays(child):
+                setattr(parent, name, PatchLinearSubsampling(child))
     return model
 
 
