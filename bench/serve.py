@@ -17,7 +17,9 @@ Request audio: the corpus' test split (``mtspeech corpus synth --size tiny`` mak
   speedups by batch shape (``int8_encoder_by_batch``) and by preset, whole requests of a random "base" model
   (``int8_request_base_preset``, the first 6 files), the encoder gain per quantised engine (``int8_engines``:
   what ``--int8-engine auto`` chooses from on this CPU) and the subsampling's by channel count
-  (``int8_subsampling_by_channels``: where running its wide convolution as a patch Linear pays).
+  (``int8_subsampling_by_channels``: where running its wide convolution as a patch Linear pays), one Linear layer
+  by rows and size (``int8_linear_by_size``: where int8 pays for a call at all) and translation (a beam search of
+  one-row decoder steps) when the model has a decoder.
 
 In-process figures run torch on ``--threads`` threads (default 1, comparable on a shared machine); the server
 runs with its own default. Writes bench/results/serve.json.
@@ -45,6 +47,7 @@ from bench.serve_int8 import (  # noqa: E402
     int8_encoder_by_batch,
     int8_encoder_by_preset,
     int8_engines,
+    int8_linear_by_size,
     int8_request_base,
     int8_subsampling_by_channels,
     int8_vs_fp32,
@@ -247,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     figures["int8_encoder_by_preset"] = int8_encoder_by_preset(5.0, 3 * args.repeats)
     figures["int8_engines"] = int8_engines(analyzer.model, 3 * args.repeats)
     figures["int8_subsampling_by_channels"] = int8_subsampling_by_channels(3 * args.repeats)
+    figures["int8_linear_by_size"] = int8_linear_by_size(3 * args.repeats)
     train_cuts = CutSet.from_file(manifest_path(corpus, "cuts", "train"))
     figures["int8_request_base_preset"] = int8_request_base(train_cuts, waves[:6], work, args.repeats)
     if not args.skip_http:

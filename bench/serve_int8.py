@@ -28,6 +28,8 @@ def int8_requests(fp32: Any, int8: Any, waves: list, repeats: int) -> tuple[dict
 def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) -> dict[str, Any]:
     import jiwer
 
+    from mtspeech.serve.quantize import weight_bytes
+
     tasks = fp32.default_tasks
     times, a, b = int8_requests(fp32, int8, waves, repeats)
     fp32_ms, int8_ms = times["fp32"], times["int8"]
@@ -48,6 +50,16 @@ def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) ->
         groups,
         repeats,
     )
+    if "translation" in fp32.tasks:  # a beam search of one-row decoder steps: the calls int8 does not pay for
+        target = fp32.translation_targets[0]
+        translation = compare_ms(
+            {
+                "fp32": lambda w: fp32.analyze([w], ["translation"], [target]),
+                "int8": lambda w: int8.analyze([w], ["translation"], [target]),
+            },
+            waves[:4],
+            repeats,
+        )
     stages = {"fp32": stage_ms(a), "int8": stage_ms(b)}
     labels = [t for t in tasks if isinstance(a[0].get(t), dict) and "label" in a[0][t]]
     agreement = {
@@ -64,7 +76,13 @@ def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) ->
         "stages_ms_one_run": stages,
         "goal": ">= 1.5",
         "label_agreement": agreement,
+        "weights_mb": {
+            "fp32": round(weight_bytes(fp32.model) / 2**20, 1),
+            "int8": round(weight_bytes(int8.model) / 2**20, 1),
+        },
     }
+    if "translation" in fp32.tasks:
+        figures["translation_4_files_ms"] = {**translation, "speedup": ratio(translation["fp32"], translation["int8"])}
     if "asr" in tasks:
         texts_a, texts_b = [x["asr"]["text"] or "-" for x in a], [y["asr"]["text"] or "-" for y in b]
         figures["transcript_wer_int8_vs_fp32"] = round(jiwer.wer(texts_a, texts_b), 4)
@@ -161,6 +179,47 @@ def int8_engines(served: torch.nn.Module, repeats: int) -> dict[str, Any]:
             speedups = {e: ratio(times["fp32"], times[e]) for e in engines}
             out[f"{name} {batch}x{seconds:g}s"] = {**times, "speedup": speedups}
             print("int8 engines", name, batch, seconds, out[f"{name} {batch}x{seconds:g}s"], flush=True)
+    return out
+
+
+def int8_linear_by_size(repeats: int) -> dict[str, Any]:
+    """One Linear layer, fp32 against its always-int8 twin (auto engine), in microseconds a call, by rows and
+    size: where :data:`~mtspeech.serve.quantize.MIN_INT8_MACS` (the float/int8 switch of ``Int8Linear``) comes from."""
+    from mtspeech.serve.quantize import quantized_engine, resolve_engine
+
+    engine = resolve_engine("auto")
+    calls = 50  # per timing: one call of a small layer is too short to time on its own
+    out: dict[str, Any] = {"engine": engine, "unit": "microseconds per call"}
+    for inputs, outputs in ((144, 144), (144, 576), (256, 2048)):
+        linear = torch.nn.Linear(inputs, outputs).eval()
+        with quantized_engine(engine), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            linear.qconfig = torch.ao.quantization.default_dynamic_qconfig
+            int8 = torch.ao.nn.quantized.dynamic.Linear.from_float(linear)
+        for rows in (1, 16, 64, 128, 256, 512):
+            x = torch.randn(rows, inputs)
+            with torch.inference_mode():
+                times = compare_ms(
+                    {
+                        "fp32": lambda _, x=x, m=linear: [m(x) for _ in range(calls)],
+                        "int8": lambda _, x=x, m=int8: [m(x) for _ in range(calls)],
+                    },
+                    [np.zeros(1)],
+                    repeats,
+                )
+            us = {k: round(v * 1000 / calls, 1) for k, v in times.items()}
+            out[f"{rows}x{inputs}x{outputs}"] = {
+                **us,
+                "macs": rows * inputs * outputs,
+                "speedup": ratio(us["fp32"], us["int8"]),
+            }
+        print(
+            "int8 linear",
+            inputs,
+            outputs,
+            {k: v for k, v in out.items() if k.endswith(f"x{inputs}x{outputs}")},
+            flush=True,
+        )
     return out
 
 

@@ -39,15 +39,29 @@ def test_auto_engine_takes_onednn_on_amx_cpus_and_the_default_elsewhere(monkeypa
 @pytest.mark.parametrize("engine", [e for e in ("fbgemm", "onednn") if e in quantize.available_engines()])
 def test_each_engine_quantizes_close_to_float_and_leaves_the_process_setting_alone(engine: str) -> None:
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 8)).eval()
-    x = torch.randn(20, 16)
+    model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 64)).eval()
+    x = torch.randn(200, 256)  # 200 x 256 x 256 = 13M multiply-adds: int8
     before = torch.backends.quantized.engine
     quantized = quantize.quantize_model(model, "int8", engine=engine)
     assert torch.backends.quantized.engine == before
     assert quantize.count_quantized_linears(quantized) == 2 and quantize.count_quantized_linears(model) == 0
     with torch.inference_mode():
         expected, got = model(x), quantized(x)
+    assert not torch.equal(got, expected)  # the int8 kernels ran
     assert (got - expected).abs().max() < 0.05 * expected.abs().max()
+
+
+def test_int8_linear_runs_small_products_in_float_and_big_ones_in_int8() -> None:
+    torch.manual_seed(4)
+    linear = nn.Linear(128, 128).eval()
+    int8 = quantize.Int8Linear(linear)
+    big_rows = int(quantize.MIN_INT8_MACS // (128 * 128)) + 1  # the fewest rows that run in int8
+    small, big = torch.randn(1, big_rows - 1, 128), torch.randn(1, big_rows, 128)
+    with torch.inference_mode():
+        assert torch.equal(int8(small), linear(small))  # one row fewer: float, as a pooled vector or a search step
+        got, expected = int8(big), linear(big)
+    assert not torch.equal(got, expected) and (got - expected).abs().max() < 0.05 * expected.abs().max()
+    assert quantize.weight_bytes(int8) == 4 * (128 * 128 + 128) + 128 * 128  # float weights and bias + int8 weights
 
 
 @pytest.mark.parametrize("factor", [4, 6, 8])

@@ -1,11 +1,17 @@
-"""Dynamic int8 quantisation for CPU serving: every ``nn.Linear`` gets int8 weights, activations are quantised
-on the fly per batch (``torch.ao.quantization.quantize_dynamic``). Attention projections, feed-forward layers
-and every head are Linear layers; the Conformer convolution module's pointwise (kernel-1) convolutions are the
-same product written as a convolution, so they are rewritten as Linear layers first and quantised too. So are the
-subsampling's wide convolutions (the second of x4 and later, when they have at least
-:data:`MIN_PATCH_CHANNELS` input channels, as in the ``base`` preset): each output pixel is one Linear product over
-its input patch (:class:`PatchLinearSubsampling`). What stays in float: the subsampling's first convolution
-(one input channel), the depthwise convolutions and the attention products.
+"""Dynamic int8 quantisation for CPU serving: every ``nn.Linear`` gets an int8 twin whose activations are quantised
+on the fly per call (torch's dynamic quantised Linear). Attention projections, feed-forward layers and every head
+are Linear layers; the Conformer convolution module's pointwise (kernel-1) convolutions are the same product
+written as a convolution, so they are rewritten as Linear layers first and quantised too. So are the subsampling's
+wide convolutions (the second of x4 and later, when they have at least :data:`MIN_PATCH_CHANNELS` input channels,
+as in the ``base`` preset): each output pixel is one Linear product over its input patch
+(:class:`PatchLinearSubsampling`). What stays in float: the subsampling's first convolution (one input channel),
+the depthwise convolutions and the attention products.
+
+A call runs in int8 only when its product is big enough to pay for quantising the activations
+(:class:`Int8Linear`, :data:`MIN_INT8_MACS`): a pooled classifier's one row or a decoder search step runs in
+float, as in the float model. Quantising every call made translation (a beam search of one-row steps) 1.75x slower
+than float; the float weights kept for those calls make the int8 model up to 1.25x the float one's size
+(:func:`weight_bytes`).
 
 Which kernels run the int8 products is the quantised engine the weights are packed for (torch keeps the choice
 in the packed weights, so the process-wide engine setting is restored afterwards). ``auto`` takes oneDNN on CPUs
@@ -85,15 +91,42 @@ def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cp
             f"int8 dynamic quantisation runs on the CPU only, not on {device}; drop --quantize or the device"
         )
     engine = resolve_engine(engine)
-    model = patch_linear_subsampling(pointwise_convs_as_linear(copy.deepcopy(model)))
+    model = patch_linear_subsampling(pointwise_convs_as_linear(copy.deepcopy(model))).eval()
     with warnings.catch_warnings(), quantized_engine(engine):
         # torch 2.10+ marks torch.ao.quantization deprecated in favour of torchao, which is not a dependency
         # here; the eager dynamic API still works and is what we test.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization.*")
         warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*")
-        quantized = torch.ao.quantization.quantize_dynamic(model.eval(), {nn.Linear}, dtype=torch.qint8, inplace=True)
-    return quantized.eval()
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is nn.Linear:
+                    setattr(parent, name, Int8Linear(child))
+    return model.eval()
+
+
+MIN_INT8_MACS = 6_000_000
+"""Smallest product (rows x in x out multiply-adds) that :class:`Int8Linear` runs in int8: below it quantising the
+activations costs more than the int8 product saves (``int8_linear_by_size`` of ``python bench/serve.py``, Intel
+Xeon with AMX: a 144 x 144 layer was slower in int8 up to 256 rows, 5.3M, and faster at 512; 144 x 576 faster from
+64 rows, 5.3M, slower at 16)."""
+
+
+class Int8Linear(nn.Module):
+    """A Linear layer with int8 weights for big products and its float weights for small ones (see the module
+    docstring): ``rows x in x out >= MIN_INT8_MACS`` runs the dynamic int8 kernel, anything smaller the float one."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.float_linear = linear
+        linear.qconfig = torch.ao.quantization.default_dynamic_qconfig  # per-tensor int8 weights, as quantize_dynamic
+        self.int8_linear = torch.ao.nn.quantized.dynamic.Linear.from_float(linear)
+        del linear.qconfig
+        self.min_int8_rows = MIN_INT8_MACS / (linear.in_features * linear.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // max(x.size(-1), 1)
+        return self.int8_linear(x) if rows >= self.min_int8_rows else self.float_linear(x)
 
 
 class PointwiseLinear(nn.Module):
@@ -193,6 +226,12 @@ def patch_linear_subsampling(model: nn.Module) -> nn.Module:
             if isinstance(child, Conv2dSubsampling) and _patch_linear_pays(child):
                 setattr(parent, name, PatchLinearSubsampling(child))
     return model
+
+
+def weight_bytes(model: nn.Module) -> int:
+    """Bytes of the model's weights: its float parameters plus the int8 twins' weights (one byte each)."""
+    floats = sum(p.numel() * p.element_size() for p in model.parameters())
+    return floats + sum(m.int8_linear.weight().numel() for m in model.modules() if isinstance(m, Int8Linear))
 
 
 def count_quantized_linears(model: nn.Module) -> int:
