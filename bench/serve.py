@@ -44,6 +44,7 @@ import torch  # noqa: E402
 
 from bench.common import write_results  # noqa: E402
 from bench.serve_int8 import (  # noqa: E402
+    every_call_in_int8,
     int8_encoder_by_batch,
     int8_encoder_by_preset,
     int8_engines,
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
         decoding = decoding.replace(max_length_ratio=0.2)
     analyzer = ModelAnalyzer(loaded, decoding, name=model_path.name)
     int8 = ModelAnalyzer(load(model_path), decoding, name=model_path.name, quantize="int8")
+    int8_every = ModelAnalyzer(load(model_path), decoding, name=model_path.name, quantize="int8")
+    every_call_in_int8(int8_every.model)
     asr_tasks = [t for t in ("asr_ctc", "decoder") if t in loaded.model.tasks]
     if decoding.mode in ("ctc_greedy", "ctc_prefix_beam"):
         asr_tasks = ["asr_ctc"]
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     print("multitask vs singles", figures["multitask_vs_single_models"], flush=True)
     figures["cascade"] = cascade(analyzer, singles["asr"], classifiers, cuts, waves, args.repeats)
     print("cascade", figures["cascade"], flush=True)
-    figures["int8"] = int8_vs_fp32(analyzer, int8, cuts, waves, args.repeats)
+    figures["int8"] = int8_vs_fp32(analyzer, int8, cuts, waves, args.repeats, int8_every)
     print("int8", figures["int8"], flush=True)
     figures["int8_encoder_by_batch"] = int8_encoder_by_batch(analyzer.model, int8.model, 3 * args.repeats)
     figures["int8_encoder_by_preset"] = int8_encoder_by_preset(5.0, 3 * args.repeats)

@@ -25,7 +25,20 @@ def int8_requests(fp32: Any, int8: Any, waves: list, repeats: int) -> tuple[dict
     return times, [fp32.analyze([w], tasks)[0] for w in waves], [int8.analyze([w], tasks)[0] for w in waves]
 
 
-def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) -> dict[str, Any]:
+def every_call_in_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Make every ``Int8Linear`` of ``model`` run all its calls in int8 (in place): int8 as it was before the
+    float fallback for small products, for comparison."""
+    from mtspeech.serve.quantize import Int8Linear
+
+    for module in model.modules():
+        if isinstance(module, Int8Linear):
+            module.min_int8_rows = 0.0
+    return model
+
+
+def int8_vs_fp32(
+    fp32: Any, int8: Any, cuts: list, waves: list, repeats: int, int8_every_call: Any = None
+) -> dict[str, Any]:
     import jiwer
 
     from mtspeech.serve.quantize import weight_bytes
@@ -52,11 +65,9 @@ def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) ->
     )
     if "translation" in fp32.tasks:  # a beam search of one-row decoder steps: the calls int8 does not pay for
         target = fp32.translation_targets[0]
+        analyzers = {"fp32": fp32, "int8": int8} | ({"int8_every_call": int8_every_call} if int8_every_call else {})
         translation = compare_ms(
-            {
-                "fp32": lambda w: fp32.analyze([w], ["translation"], [target]),
-                "int8": lambda w: int8.analyze([w], ["translation"], [target]),
-            },
+            {k: (lambda w, a=a: a.analyze([w], ["translation"], [target])) for k, a in analyzers.items()},
             waves[:4],
             repeats,
         )
@@ -82,7 +93,8 @@ def int8_vs_fp32(fp32: Any, int8: Any, cuts: list, waves: list, repeats: int) ->
         },
     }
     if "translation" in fp32.tasks:
-        figures["translation_4_files_ms"] = {**translation, "speedup": ratio(translation["fp32"], translation["int8"])}
+        speedups = {k: ratio(translation["fp32"], ms) for k, ms in translation.items() if k != "fp32"}
+        figures["translation_4_files_ms"] = {**translation, "speedup": speedups}
     if "asr" in tasks:
         texts_a, texts_b = [x["asr"]["text"] or "-" for x in a], [y["asr"]["text"] or "-" for y in b]
         figures["transcript_wer_int8_vs_fp32"] = round(jiwer.wer(texts_a, texts_b), 4)

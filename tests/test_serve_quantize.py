@@ -62,6 +62,10 @@ def test_int8_linear_runs_small_products_in_float_and_big_ones_in_int8() -> None
         got, expected = int8(big), linear(big)
     assert not torch.equal(got, expected) and (got - expected).abs().max() < 0.05 * expected.abs().max()
     assert quantize.weight_bytes(int8) == 4 * (128 * 128 + 128) + 128 * 128  # float weights and bias + int8 weights
+    wide = nn.Linear(256, quantize.MIN_INT8_WEIGHTS // 256).eval()  # big enough that one row pays
+    one_row = torch.randn(1, 256)
+    with torch.inference_mode():
+        assert not torch.equal(quantize.Int8Linear(wide)(one_row), wide(one_row))
 
 
 @pytest.mark.parametrize("factor", [4, 6, 8])

@@ -108,13 +108,18 @@ def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cp
 MIN_INT8_MACS = 6_000_000
 """Smallest product (rows x in x out multiply-adds) that :class:`Int8Linear` runs in int8: below it quantising the
 activations costs more than the int8 product saves (``int8_linear_by_size`` of ``python bench/serve.py``, Intel
-Xeon with AMX: a 144 x 144 layer was slower in int8 up to 256 rows, 5.3M, and faster at 512; 144 x 576 faster from
-64 rows, 5.3M, slower at 16)."""
+Xeon with AMX, oneDNN: a 144 x 144 layer 0.86x at 256 rows, 5.3M, and 1.09x at 512; 144 x 576 1.01x at 64 rows,
+5.3M, and 1.32x at 128)."""
+
+MIN_INT8_WEIGHTS = 2**18
+"""Layers with at least this many weights run every call in int8: reading their float weights costs more than
+quantising even one row (the same figures: 256 x 2048 was 1.65x faster in int8 at one row)."""
 
 
 class Int8Linear(nn.Module):
     """A Linear layer with int8 weights for big products and its float weights for small ones (see the module
-    docstring): ``rows x in x out >= MIN_INT8_MACS`` runs the dynamic int8 kernel, anything smaller the float one."""
+    docstring): ``rows x in x out >= MIN_INT8_MACS`` runs the dynamic int8 kernel, anything smaller the float one,
+    except in layers of at least ``MIN_INT8_WEIGHTS`` weights, which always run in int8."""
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
@@ -122,7 +127,8 @@ class Int8Linear(nn.Module):
         linear.qconfig = torch.ao.quantization.default_dynamic_qconfig  # per-tensor int8 weights, as quantize_dynamic
         self.int8_linear = torch.ao.nn.quantized.dynamic.Linear.from_float(linear)
         del linear.qconfig
-        self.min_int8_rows = MIN_INT8_MACS / (linear.in_features * linear.out_features)
+        weights = linear.in_features * linear.out_features
+        self.min_int8_rows = 0.0 if weights >= MIN_INT8_WEIGHTS else MIN_INT8_MACS / weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // max(x.size(-1), 1)
