@@ -16,12 +16,14 @@ from bench.serve_models import load, random_model
 from bench.timing import compare_ms, ratio
 
 
-def int8_requests(fp32: Any, int8: Any, waves: list, repeats: int) -> tuple[dict[str, float], list, list]:
-    """Every default task, one request per clip, fp32 against int8: the timings and both analyzers' answers."""
+def int8_requests(
+    fp32: Any, int8: Any, waves: list, repeats: int, others: dict[str, Any] | None = None
+) -> tuple[dict[str, float], list, list]:
+    """Every default task, one request per clip, fp32 against int8 (and ``others``, timed alongside): the timings
+    and the fp32 and int8 analyzers' answers."""
     tasks = fp32.default_tasks
-    times = compare_ms(
-        {"fp32": lambda w: fp32.analyze([w], tasks), "int8": lambda w: int8.analyze([w], tasks)}, waves, repeats
-    )
+    analyzers = {"fp32": fp32, "int8": int8} | (others or {})
+    times = compare_ms({k: (lambda w, a=a: a.analyze([w], tasks)) for k, a in analyzers.items()}, waves, repeats)
     return times, [fp32.analyze([w], tasks)[0] for w in waves], [int8.analyze([w], tasks)[0] for w in waves]
 
 
@@ -44,7 +46,8 @@ def int8_vs_fp32(
     from mtspeech.serve.quantize import weight_bytes
 
     tasks = fp32.default_tasks
-    times, a, b = int8_requests(fp32, int8, waves, repeats)
+    every_call = {"int8_every_call": int8_every_call} if int8_every_call else {}
+    times, a, b = int8_requests(fp32, int8, waves, repeats, every_call)
     fp32_ms, int8_ms = times["fp32"], times["int8"]
     batch = [torch.from_numpy(w) for w in waves[:4]]
     padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
@@ -65,10 +68,10 @@ def int8_vs_fp32(
     )
     if "translation" in fp32.tasks:  # a beam search of one-row decoder steps: the calls int8 does not pay for
         target = fp32.translation_targets[0]
-        analyzers = {"fp32": fp32, "int8": int8} | ({"int8_every_call": int8_every_call} if int8_every_call else {})
+        analyzers = {"fp32": fp32, "int8": int8} | every_call
         translation = compare_ms(
             {k: (lambda w, a=a: a.analyze([w], ["translation"], [target])) for k, a in analyzers.items()},
-            waves[:4],
+            waves[:8],
             repeats,
         )
     stages = {"fp32": stage_ms(a), "int8": stage_ms(b)}
@@ -80,6 +83,11 @@ def int8_vs_fp32(
         "fp32_ms": fp32_ms,
         "int8_ms": int8_ms,
         "speedup": ratio(fp32_ms, int8_ms),
+        **(
+            {"every_call_ms": times["int8_every_call"], "every_call_speedup": ratio(fp32_ms, times["int8_every_call"])}
+            if every_call
+            else {}
+        ),
         "encoder_ms_batch_of_4": encoder,
         "encoder_speedup": ratio(encoder["fp32"], encoder["int8"]),
         "requests_in_batches_of_4_ms": batched,
@@ -94,7 +102,7 @@ def int8_vs_fp32(
     }
     if "translation" in fp32.tasks:
         speedups = {k: ratio(translation["fp32"], ms) for k, ms in translation.items() if k != "fp32"}
-        figures["translation_4_files_ms"] = {**translation, "speedup": speedups}
+        figures["translation_8_files_ms"] = {**translation, "speedup": speedups}
     if "asr" in tasks:
         texts_a, texts_b = [x["asr"]["text"] or "-" for x in a], [y["asr"]["text"] or "-" for y in b]
         figures["transcript_wer_int8_vs_fp32"] = round(jiwer.wer(texts_a, texts_b), 4)
@@ -277,11 +285,14 @@ def int8_request_base(cuts: Any, waves: list[np.ndarray], work: Path, repeats: i
     decoding = decoding_options(loaded.model).replace(max_length_ratio=0.2)  # random decoder: see main()
     fp32 = ModelAnalyzer(loaded, decoding, name=path.name)
     int8 = ModelAnalyzer(load(path), decoding, name=path.name, quantize="int8")
-    times, a, b = int8_requests(fp32, int8, waves, repeats)
+    every_call = ModelAnalyzer(load(path), decoding, name=path.name, quantize="int8")
+    every_call_in_int8(every_call.model)
+    times, a, b = int8_requests(fp32, int8, waves, repeats, {"int8_every_call": every_call})
     figures = {
         "utterances": len(waves),
         **times,
         "speedup": ratio(times["fp32"], times["int8"]),
+        "every_call_speedup": ratio(times["fp32"], times["int8_every_call"]),
         "stages_ms_one_run": {"fp32": stage_ms(a), "int8": stage_ms(b)},
         "goal": ">= 1.5",
     }

@@ -8,10 +8,11 @@ as in the ``base`` preset): each output pixel is one Linear product over its inp
 the depthwise convolutions and the attention products.
 
 A call runs in int8 only when its product is big enough to pay for quantising the activations
-(:class:`Int8Linear`, :data:`MIN_INT8_MACS`): a pooled classifier's one row or a decoder search step runs in
-float, as in the float model. Quantising every call made translation (a beam search of one-row steps) 1.75x slower
-than float; the float weights kept for those calls make the int8 model up to 1.25x the float one's size
-(:func:`weight_bytes`).
+(:class:`Int8Linear`, :data:`MIN_INT8_MACS`): a pooled classifier's one row or a decoder search step of a small
+layer runs in float, as in the float model. With every call in int8, translation (a beam search of one-row steps)
+of the demo model ran at 0.70x the float speed, at 0.92x with the fallback, and whole requests at 0.96x against
+1.04x (``bench/results/serve-trained.json``, Intel Xeon). The float weights kept for those calls make the int8
+model up to 1.25x the float one's size (:func:`weight_bytes`; demo model 35.0 against 29.6 MB).
 
 Which kernels run the int8 products is the quantised engine the weights are packed for (torch keeps the choice
 in the packed weights, so the process-wide engine setting is restored afterwards). ``auto`` takes oneDNN on CPUs
