@@ -127,10 +127,10 @@ class ModelAnalyzer:
     ) -> None:
         self.device = torch.device(device)
         model = loaded.model.to(self.device).eval()
-        self.quantize_engine: str | None = None
+        self.quantize_engine: str | None = None  # the int8 kernels' engine, resolved from int8_engine
         if quantize is not None:
-            model = quantize_model(model, quantize, self.device, int8_engine)
             self.quantize_engine = resolve_engine(int8_engine)
+            model = quantize_model(model, quantize, self.device, self.quantize_engine)
         self.model = model
         self.tokenizer = loaded.tokenizer
         self.vocabs = dict(loaded.vocabs)

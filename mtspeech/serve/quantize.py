@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -99,10 +100,7 @@ def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cp
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization.*")
         warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*")
-        for parent in list(model.modules()):
-            for name, child in list(parent.named_children()):
-                if type(child) is nn.Linear:
-                    setattr(parent, name, Int8Linear(child))
+        replace_modules(model, lambda m: type(m) is nn.Linear, Int8Linear)
     return model.eval()
 
 
@@ -132,7 +130,7 @@ class Int8Linear(nn.Module):
         self.min_int8_rows = 0.0 if weights >= MIN_INT8_WEIGHTS else MIN_INT8_MACS / weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // max(x.size(-1), 1)
+        rows = x.numel() // x.size(-1)
         return self.int8_linear(x) if rows >= self.min_int8_rows else self.float_linear(x)
 
 
@@ -163,13 +161,20 @@ def _is_pointwise(module: nn.Module) -> bool:
     )
 
 
-def pointwise_convs_as_linear(model: nn.Module) -> nn.Module:
-    """Replace every kernel-1 Conv1d of ``model`` (in place) by the equivalent :class:`PointwiseLinear`."""
+def replace_modules(
+    model: nn.Module, wanted: Callable[[nn.Module], bool], make: Callable[[Any], nn.Module]
+) -> nn.Module:
+    """Replace (in place) every submodule of ``model`` that ``wanted`` picks by ``make(submodule)``."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if _is_pointwise(child):
-                setattr(parent, name, PointwiseLinear(child))
+            if wanted(child):
+                setattr(parent, name, make(child))
     return model
+
+
+def pointwise_convs_as_linear(model: nn.Module) -> nn.Module:
+    """Replace every kernel-1 Conv1d of ``model`` (in place) by the equivalent :class:`PointwiseLinear`."""
+    return replace_modules(model, _is_pointwise, PointwiseLinear)
 
 
 MIN_PATCH_CHANNELS = 128
@@ -183,10 +188,9 @@ class PatchLinearSubsampling(nn.Module):
     convolution after the first run as a Linear layer over input patches, channels last, so int8 covers it.
 
     Why not torch's own int8 convolutions: the dynamic one returned zeros for a 256-channel convolution here
-    (torch 2.13) and
-    the static ones need an output scale calibrated on data the service does not have. Channels last makes each
-    patch ``kernel x kernel`` runs of contiguous channels, so gathering patches is a fast copy; the same output as
-    the float module up to rounding."""
+    (torch 2.13), and the static ones need an output scale calibrated on data the service does not have. Channels
+    last makes each patch ``kernel x kernel`` runs of contiguous channels, so gathering patches is a fast copy; the
+    same output as the float module up to rounding."""
 
     def __init__(self, subsampling: nn.Module) -> None:
         super().__init__()
@@ -217,8 +221,10 @@ class PatchLinearSubsampling(nn.Module):
         return self.dropout(x), subsampled_length(lengths, self.factor)
 
 
-def _patch_linear_pays(subsampling: nn.Module) -> bool:
-    convs = [m for m in subsampling.conv if isinstance(m, nn.Conv2d)]
+def _patch_linear_pays(module: nn.Module) -> bool:
+    if not isinstance(module, Conv2dSubsampling):
+        return False
+    convs = [m for m in module.conv if isinstance(m, nn.Conv2d)]
     return len(convs) > 1 and all(
         c.in_channels >= MIN_PATCH_CHANNELS and c.padding == (0, 0) and c.dilation == (1, 1) and c.groups == 1
         for c in convs[1:]
@@ -228,11 +234,7 @@ def _patch_linear_pays(subsampling: nn.Module) -> bool:
 def patch_linear_subsampling(model: nn.Module) -> nn.Module:
     """Replace (in place) every :class:`~mtspeech.model.encoder.Conv2dSubsampling` whose later convolutions are
     wide enough (:data:`MIN_PATCH_CHANNELS`) by the equivalent :class:`PatchLinearSubsampling`."""
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, Conv2dSubsampling) and _patch_linear_pays(child):
-                setattr(parent, name, PatchLinearSubsampling(child))
-    return model
+    return replace_modules(model, _patch_linear_pays, PatchLinearSubsampling)
 
 
 def weight_bytes(model: nn.Module) -> int:
