@@ -148,17 +148,18 @@ def int8_encoder_by_batch(fp32: torch.nn.Module, int8: torch.nn.Module, repeats:
 
 def int8_encoder_by_preset(seconds: float, repeats: int) -> dict[str, Any]:
     """Encoder-only int8 speedup per preset (random weights, one ``seconds``-long input): the bigger the
-    feed-forward layers, the larger the share of int8 Linear work beside the float subsampling convolutions."""
+    feed-forward layers, the larger the share of int8 Linear work beside the float subsampling convolutions. The
+    float model runs its kernel-1 convolutions as Linear layers, as float serving does."""
     from mtspeech.model.config import ModelConfig
     from mtspeech.model.model import MultiTaskModel
-    from mtspeech.serve.quantize import quantize_model
+    from mtspeech.serve.quantize import pointwise_convs_as_linear, quantize_model
 
     frames = int(seconds * 100)
     features, lengths = torch.randn(1, frames, 80), torch.tensor([frames])
     out = {}
     for preset in ("tiny", "small", "base"):
         config = ModelConfig.from_dict({"encoder": {"preset": preset}, "tasks": {"asr_ctc": {"vocab_size": 500}}})
-        fp32 = MultiTaskModel(config).eval()
+        fp32 = pointwise_convs_as_linear(MultiTaskModel(config)).eval()
         int8 = quantize_model(fp32, "int8")
         with torch.inference_mode():
             times = compare_ms(
@@ -179,12 +180,17 @@ def int8_engines(served: torch.nn.Module, repeats: int) -> dict[str, Any]:
     and a random "base" model, at one 3-second input and a batch of four 4-second ones (random features)."""
     from mtspeech.model.config import ModelConfig
     from mtspeech.model.model import MultiTaskModel
-    from mtspeech.serve.quantize import available_engines, has_amx, quantize_model, resolve_engine
+    from mtspeech.serve.quantize import (
+        available_engines,
+        has_amx,
+        pointwise_convs_as_linear,
+        quantize_model,
+        resolve_engine,
+    )
 
     engines = [e for e in ("fbgemm", "onednn") if e in available_engines()]
-    base = MultiTaskModel(
-        ModelConfig.from_dict({"encoder": {"preset": "base"}, "tasks": {"asr_ctc": {"vocab_size": 500}}})
-    ).eval()
+    base_config = ModelConfig.from_dict({"encoder": {"preset": "base"}, "tasks": {"asr_ctc": {"vocab_size": 500}}})
+    base = pointwise_convs_as_linear(MultiTaskModel(base_config)).eval()  # as float serving runs it
     out: dict[str, Any] = {"cpu_has_amx": has_amx(), "auto_engine": resolve_engine("auto")}
     for name, model in (("served", served), ("base", base)):
         variants = {"fp32": model} | {e: quantize_model(model, "int8", engine=e) for e in engines}

@@ -16,6 +16,7 @@ vad           the ``vad`` head's frame probabilities as speech segments in secon
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import defaultdict
@@ -36,7 +37,7 @@ from mtspeech.decode.result import DecodingResult
 from mtspeech.errors import UserError
 from mtspeech.model.package import LoadedModel
 from mtspeech.serve import answers
-from mtspeech.serve.quantize import quantize_model, resolve_engine
+from mtspeech.serve.quantize import pointwise_convs_as_linear, quantize_model, resolve_engine
 
 SERVICE_TASKS = ("asr", "language", "intent", "slots", "translation", "emotion", "accent", "speaker", "gender", "vad")
 # Service task -> the pooled classifier head that answers it (and its label vocabulary).
@@ -131,6 +132,8 @@ class ModelAnalyzer:
         if quantize is not None:
             self.quantize_engine = resolve_engine(int8_engine)
             model = quantize_model(model, quantize, self.device, self.quantize_engine)
+        else:  # a serving copy, the caller's model untouched: kernel-1 convolutions as Linear layers, as int8 has
+            model = pointwise_convs_as_linear(copy.deepcopy(model)).eval()
         self.model = model
         self.tokenizer = loaded.tokenizer
         self.vocabs = dict(loaded.vocabs)
