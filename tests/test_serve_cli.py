@@ -124,3 +124,5 @@ def test_serve_refuses_a_missing_model_and_an_unknown_quantisation(model_file, t
     assert int4.exit_code == 2 and "int4" in _said(int4)
     engine = runner.invoke(app, ["serve", "--model", str(model_file), "--quantize", "int8", "--int8-engine", "tpu"])
     assert engine.exit_code == 2 and "--int8-engine" in _said(engine) and "'tpu'" in _said(engine)
+    float_engine = runner.invoke(app, ["serve", "--model", str(model_file), "--int8-engine", "onednn"])
+    assert float_engine.exit_code == 2 and "--quantize int8" in _said(float_engine)

@@ -56,8 +56,10 @@ def analyze_cmd(
         None, "--lm-weight", min=0.0, help="N-gram LM weight in the CTC search (default: as tuned; 0: off)."
     ),
     quantize: str | None = typer.Option(None, "--quantize", help="int8: dynamic int8 Linear layers (CPU)."),
-    int8_engine: str = typer.Option(
-        "auto", "--int8-engine", help="Kernels of --quantize int8: auto (oneDNN on AMX CPUs), x86, fbgemm, onednn."
+    int8_engine: str | None = typer.Option(
+        None,
+        "--int8-engine",
+        help="Kernels of --quantize int8 (default auto: oneDNN on AMX CPUs); x86, fbgemm, onednn.",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     max_seconds: float = typer.Option(600.0, "--max-seconds", help="Longest file accepted, in seconds."),

@@ -47,8 +47,10 @@ def serve_cmd(
     ),
     cache_size: int = typer.Option(256, "--cache-size", min=0, help="Answers kept (LRU, by audio hash); 0: off."),
     quantize: str | None = typer.Option(None, "--quantize", help="int8: dynamic int8 Linear layers (CPU)."),
-    int8_engine: str = typer.Option(
-        "auto", "--int8-engine", help="Kernels of --quantize int8: auto (oneDNN on AMX CPUs), x86, fbgemm, onednn."
+    int8_engine: str | None = typer.Option(
+        None,
+        "--int8-engine",
+        help="Kernels of --quantize int8 (default auto: oneDNN on AMX CPUs); x86, fbgemm, onednn.",
     ),
     threshold: list[str] = typer.Option(
         [], "--threshold", help="TASK=VALUE: answers below this confidence get needs_review (repeatable)."

@@ -112,7 +112,7 @@ class ModelAnalyzer:
 
     ``decoding``: how ``asr`` decodes (default :func:`default_decoding`); translation and decoder SLU use the
     same search settings with an ``attention_beam`` mode. ``quantize="int8"``: dynamic int8 quantisation of
-    every ``nn.Linear`` (CPU only), packed for ``int8_engine`` (``auto``: see :mod:`mtspeech.serve.quantize`).
+    every ``nn.Linear`` (CPU only), packed for ``int8_engine`` (default ``auto``: see :mod:`mtspeech.serve.quantize`).
     ``vad``: how the ``vad`` answer smooths frame probabilities into segments.
     """
 
@@ -124,13 +124,17 @@ class ModelAnalyzer:
         quantize: str | None = None,
         device: str | torch.device = "cpu",
         vad: VadOptions | None = None,
-        int8_engine: str = "auto",
+        int8_engine: str | None = None,
     ) -> None:
+        if int8_engine is not None and quantize is None:
+            raise UserError(
+                f"an int8 engine ({int8_engine!r}, --int8-engine) needs int8 quantisation: add --quantize int8"
+            )
         self.device = torch.device(device)
         model = loaded.model.to(self.device).eval()
         self.quantize_engine: str | None = None  # the int8 kernels' engine, resolved from int8_engine
         if quantize is not None:
-            self.quantize_engine = resolve_engine(int8_engine)
+            self.quantize_engine = resolve_engine(int8_engine or "auto")
             model = quantize_model(model, quantize, self.device, self.quantize_engine)
         else:  # a serving copy, the caller's model untouched: kernel-1 convolutions as Linear layers, as int8 has
             model = pointwise_convs_as_linear(copy.deepcopy(model)).eval()
