@@ -18,7 +18,11 @@ from torch import nn
 
 
 class RotaryEmbedding(nn.Module):
-    """Rotates channel pairs of q/k by position-dependent angles (``base ** (-2i / head_dim)`` per pair)."""
+    """Rotates channel pairs of q/k by position-dependent angles (``base ** (-2i / head_dim)`` per pair).
+
+    Each pair ``(x[2i], x[2i + 1])`` is taken as the complex number ``x[2i] + i x[2i + 1]`` and multiplied by
+    ``e^(i angle)``: one complex product does what four products of strided real slices, two sums and a stack did
+    before, several times faster on a CPU (``python bench/rotary.py``), the same rotation up to float rounding."""
 
     def __init__(self, head_dim: int, base: float = 10000.0) -> None:
         super().__init__()
@@ -31,10 +35,9 @@ class RotaryEmbedding(nn.Module):
         """``x``: ``(B, heads, T, head_dim)``; positions ``offset .. offset + T - 1``."""
         positions = torch.arange(offset, offset + x.size(-2), device=x.device, dtype=torch.float32)
         angles = torch.outer(positions, self.inv_freq.to(x.device))  # (T, head_dim / 2)
-        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-        x1, x2 = x[..., 0::2], x[..., 1::2]
-        rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-        return rotated.flatten(-2)
+        rotation = torch.polar(torch.ones_like(angles), angles)  # cos + i sin
+        pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # complex tensors are float32 here
+        return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
 
 class MultiHeadAttention(nn.Module):
