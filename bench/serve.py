@@ -196,10 +196,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from mtspeech.data.corpus import manifest_path
     from mtspeech.data.features import load_waveform
-    from mtspeech.serve.allocator import keep_freed_memory
     from mtspeech.serve.inference import ModelAnalyzer, decoding_options
 
-    reuse_memory = keep_freed_memory()  # as `mtspeech serve` does by default (bench/malloc.py measures it)
     work = Path(tempfile.mkdtemp(prefix="mtspeech-bench-serve-"))
     corpus = args.corpus
     if corpus is None:
@@ -241,7 +239,6 @@ def main(argv: list[str] | None = None) -> None:
             "timing": "per file the best of --repeats runs, compared variants interleaved; summed over the files",
             "threads": args.threads,
             "int8_engine": int8.quantize_engine,
-            "reuse_memory": reuse_memory,
         }
     }
     figures["multitask_vs_asr_only"] = multitask_vs_asr(analyzer, waves, args.repeats)

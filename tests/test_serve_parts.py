@@ -1,4 +1,4 @@
-"""Audio decoding limits, dynamic batching, the answer cache and the allocator tuning of the service."""
+"""Audio decoding limits, dynamic batching and the answer cache of the service (no model needed)."""
 
 from __future__ import annotations
 
@@ -151,15 +151,3 @@ def test_batcher_batches_what_queued_behind_a_running_batch_without_waiting() ->
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4, 5]
     assert sizes == [1, 5]
-
-
-def test_keep_freed_memory_tunes_glibc_and_does_nothing_elsewhere(monkeypatch) -> None:
-    import ctypes.util
-    import sys
-
-    from mtspeech.serve import allocator
-
-    if sys.platform.startswith("linux") and ctypes.util.find_library("c") == "libc.so.6":
-        assert allocator.keep_freed_memory() is True  # glibc accepted both settings
-    monkeypatch.setattr(allocator.sys, "platform", "darwin")
-    assert allocator.keep_freed_memory() is False

@@ -62,9 +62,6 @@ def analyze_cmd(
         help="Kernels of --quantize int8 (default auto: oneDNN on AMX CPUs); x86, fbgemm, onednn.",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
-    reuse_memory: bool = typer.Option(
-        True, "--reuse-memory/--no-reuse-memory", help="Keep freed memory for reuse (glibc malloc tuning; faster)."
-    ),
     max_seconds: float = typer.Option(600.0, "--max-seconds", help="Longest file accepted, in seconds."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr for many files."),
 ) -> None:
@@ -76,7 +73,6 @@ def analyze_cmd(
 def _analyze(**args: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from mtspeech.serve.allocator import keep_freed_memory
     from mtspeech.serve.audio import AudioError, AudioLimits, decode_audio
     from mtspeech.serve.inference import load_analyzer
 
@@ -84,8 +80,6 @@ def _analyze(**args: Any) -> None:
     missing = [f for f in files if not f.is_file()]
     if missing:
         raise UserError("audio file not found", path=missing[0])
-    if args["reuse_memory"]:
-        keep_freed_memory()
     analyzer = load_analyzer(
         args["model"],
         mode=args["decode_mode"],

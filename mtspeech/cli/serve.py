@@ -67,23 +67,17 @@ def serve_cmd(
         None, "--lm-weight", min=0.0, help="N-gram LM weight in the CTC search (default: as tuned; 0: off)."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
-    reuse_memory: bool = typer.Option(
-        True, "--reuse-memory/--no-reuse-memory", help="Keep freed memory for reuse (glibc malloc tuning; faster)."
-    ),
     graceful_timeout: float = typer.Option(30.0, "--graceful-timeout", help="Seconds to finish requests on exit."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve one model behind the Unified Speech API: one encoder pass answers every task of a request."""
     import uvicorn
 
-    from mtspeech.serve.allocator import keep_freed_memory
     from mtspeech.serve.app import ServeConfig, create_app
     from mtspeech.serve.audio import AudioLimits
     from mtspeech.serve.inference import load_analyzer
 
     decoding = {"mode": decode_mode, "beam_size": beam_size, "max_tokens": max_tokens, "lm_weight": lm_weight}
-    if reuse_memory:
-        keep_freed_memory()
     analyzer = load_analyzer(model, quantize=quantize, int8_engine=int8_engine, device=device, **decoding)
     fallback = None
     if fallback_model is not None:
