@@ -10,8 +10,8 @@ the depthwise convolutions and the attention products.
 A call runs in int8 only when its product is big enough to pay for quantising the activations
 (:class:`Int8Linear`, :data:`MIN_INT8_MACS`): a pooled classifier's one row or a decoder search step of a small
 layer runs in float, as in the float model. With every call in int8, translation (a beam search of one-row steps)
-of the demo model ran at 0.77x the float speed, at 0.99x with the fallback, and whole requests at 0.95x against
-1.02x (``bench/results/serve-trained.json``, Intel Xeon). The float weights kept for those calls make the int8
+of the demo model ran at 0.73x the float speed, at 0.98x with the fallback, and whole requests at 0.97x against
+1.04x (``bench/results/serve-trained.json``, Intel Xeon). The float weights kept for those calls make the int8
 model up to 1.25x the float one's size (:func:`weight_bytes`; demo model 35.0 against 29.6 MB).
 
 Which kernels run the int8 products is the quantised engine the weights are packed for (torch keeps the choice
@@ -107,12 +107,12 @@ def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cp
 MIN_INT8_MACS = 6_000_000
 """Smallest product (rows x in x out multiply-adds) that :class:`Int8Linear` runs in int8: below it quantising the
 activations costs more than the int8 product saves (``int8_linear_by_size`` of ``python bench/serve.py``, Intel
-Xeon with AMX, oneDNN: a 144 x 144 layer 0.96x at 256 rows, 5.3M, and 1.15x at 512, 10.6M; 144 x 576 0.54x at 16
-rows, 1.3M, and 1.17x at 64, 5.3M: the break-even moves with the layer's shape, and 6M lies between)."""
+Xeon with AMX, oneDNN: a 144 x 144 layer 0.82x at 256 rows, 5.3M, and 1.07x at 512, 10.6M; 144 x 576 0.51x at 16
+rows, 1.3M, and 1.01x at 64, 5.3M: the break-even moves with the layer's shape, and 6M lies between)."""
 
 MIN_INT8_WEIGHTS = 2**18
 """Layers with at least this many weights run every call in int8: reading their float weights costs more than
-quantising even one row (the same figures: 256 x 2048 was 1.62x faster in int8 at one row)."""
+quantising even one row (the same figures: 256 x 2048 was 1.69x faster in int8 at one row)."""
 
 
 class Int8Linear(nn.Module):
@@ -183,7 +183,7 @@ def pointwise_convs_as_linear(model: nn.Module) -> nn.Module:
 MIN_PATCH_CHANNELS = 128
 """Fewest input channels of a subsampling convolution worth running as a patch Linear: with fewer, copying the
 patches costs about what int8 saves (``int8_subsampling_by_channels`` of ``python bench/serve.py``, Intel Xeon:
-0.74x at 64 channels, 0.89x at 96, 1.05x at 128, 1.51x at 256)."""
+0.87x at 64 channels, 0.91x at 96, 1.09x at 128, 1.46x at 256)."""
 
 
 class PatchLinearSubsampling(nn.Module):
