@@ -146,20 +146,27 @@ def int8_encoder_by_batch(fp32: torch.nn.Module, int8: torch.nn.Module, repeats:
     return out
 
 
+def float_serving_model(preset: str) -> torch.nn.Module:
+    """A random model of ``preset`` (CTC head only) as float serving runs it: kernel-1 convolutions as Linear."""
+    from mtspeech.model.config import ModelConfig
+    from mtspeech.model.model import MultiTaskModel
+    from mtspeech.serve.quantize import pointwise_convs_as_linear
+
+    config = ModelConfig.from_dict({"encoder": {"preset": preset}, "tasks": {"asr_ctc": {"vocab_size": 500}}})
+    return pointwise_convs_as_linear(MultiTaskModel(config)).eval()
+
+
 def int8_encoder_by_preset(seconds: float, repeats: int) -> dict[str, Any]:
     """Encoder-only int8 speedup per preset (random weights, one ``seconds``-long input): the bigger the
     feed-forward layers, the larger the share of int8 Linear work beside the float subsampling convolutions. The
     float model runs its kernel-1 convolutions as Linear layers, as float serving does."""
-    from mtspeech.model.config import ModelConfig
-    from mtspeech.model.model import MultiTaskModel
-    from mtspeech.serve.quantize import pointwise_convs_as_linear, quantize_model
+    from mtspeech.serve.quantize import quantize_model
 
     frames = int(seconds * 100)
     features, lengths = torch.randn(1, frames, 80), torch.tensor([frames])
     out = {}
     for preset in ("tiny", "small", "base"):
-        config = ModelConfig.from_dict({"encoder": {"preset": preset}, "tasks": {"asr_ctc": {"vocab_size": 500}}})
-        fp32 = pointwise_convs_as_linear(MultiTaskModel(config)).eval()
+        fp32 = float_serving_model(preset)
         int8 = quantize_model(fp32, "int8")
         with torch.inference_mode():
             times = compare_ms(
@@ -178,19 +185,10 @@ def int8_encoder_by_preset(seconds: float, repeats: int) -> dict[str, Any]:
 def int8_engines(served: torch.nn.Module, repeats: int) -> dict[str, Any]:
     """Encoder-only int8 speedup with weights packed for each x86 engine (FBGEMM, oneDNN), for the served model
     and a random "base" model, at one 3-second input and a batch of four 4-second ones (random features)."""
-    from mtspeech.model.config import ModelConfig
-    from mtspeech.model.model import MultiTaskModel
-    from mtspeech.serve.quantize import (
-        available_engines,
-        has_amx,
-        pointwise_convs_as_linear,
-        quantize_model,
-        resolve_engine,
-    )
+    from mtspeech.serve.quantize import available_engines, has_amx, quantize_model, resolve_engine
 
     engines = [e for e in ("fbgemm", "onednn") if e in available_engines()]
-    base_config = ModelConfig.from_dict({"encoder": {"preset": "base"}, "tasks": {"asr_ctc": {"vocab_size": 500}}})
-    base = pointwise_convs_as_linear(MultiTaskModel(base_config)).eval()  # as float serving runs it
+    base = float_serving_model("base")
     out: dict[str, Any] = {"cpu_has_amx": has_amx(), "auto_engine": resolve_engine("auto")}
     for name, model in (("served", served), ("base", base)):
         variants = {"fp32": model} | {e: quantize_model(model, "int8", engine=e) for e in engines}
@@ -212,7 +210,7 @@ def int8_engines(served: torch.nn.Module, repeats: int) -> dict[str, Any]:
 def int8_linear_by_size(repeats: int) -> dict[str, Any]:
     """One Linear layer, fp32 against its always-int8 twin (auto engine), in microseconds a call, by rows and
     size: where :data:`~mtspeech.serve.quantize.MIN_INT8_MACS` (the float/int8 switch of ``Int8Linear``) comes from."""
-    from mtspeech.serve.quantize import quantized_engine, resolve_engine
+    from mtspeech.serve.quantize import Int8Linear, quantized_engine, resolve_engine
 
     engine = resolve_engine("auto")
     calls = 50  # per timing: one call of a small layer is too short to time on its own
@@ -221,8 +219,7 @@ def int8_linear_by_size(repeats: int) -> dict[str, Any]:
         linear = torch.nn.Linear(inputs, outputs).eval()
         with quantized_engine(engine), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            linear.qconfig = torch.ao.quantization.default_dynamic_qconfig
-            int8 = torch.ao.nn.quantized.dynamic.Linear.from_float(linear)
+            int8 = Int8Linear(linear).int8_linear
         for rows in (1, 16, 64, 128, 256, 512):
             x = torch.randn(rows, inputs)
             with torch.inference_mode():

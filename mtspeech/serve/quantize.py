@@ -190,10 +190,11 @@ class PatchLinearSubsampling(nn.Module):
     """The convolutional subsampling of the encoder (:class:`~mtspeech.model.encoder.Conv2dSubsampling`) with every
     convolution after the first run as a Linear layer over input patches, channels last, so int8 covers it.
 
-    Why not torch's own int8 convolutions: the dynamic one returned zeros for a 256-channel convolution here
-    (torch 2.13), and the static ones need an output scale calibrated on data the service does not have. Channels
-    last makes each patch ``kernel x kernel`` runs of contiguous channels, so gathering patches is a fast copy; the
-    same output as the float module up to rounding."""
+    Why not torch's own int8 convolutions: on this convolution's input the dynamic one returned zeros (relative
+    error 1.0 at 8, 64 and 256 channels, torch 2.13: ``python bench/int8_conv.py``), and the static ones need an
+    output scale calibrated on data the service does not have. Channels last makes each patch ``kernel x kernel``
+    runs of contiguous channels, so gathering patches is a fast copy; the same output as the float module up to
+    rounding."""
 
     def __init__(self, subsampling: nn.Module) -> None:
         super().__init__()
@@ -247,5 +248,5 @@ def weight_bytes(model: nn.Module) -> int:
 
 
 def count_quantized_linears(model: nn.Module) -> int:
-    """How many Linear layers run with int8 weights (for tests and the benchmark report)."""
+    """How many Linear layers have int8 weights (an :class:`Int8Linear` may still run a small call in float)."""
     return sum(1 for m in model.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic"))
