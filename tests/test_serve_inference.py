@@ -240,3 +240,16 @@ def test_a_head_that_mixes_encoder_layers_answers_from_its_own_mix(tmp_path) -> 
         old["language"]["probabilities"] != pytest.approx(new["language"]["probabilities"], abs=1e-4)
         for old, new in zip(before, after, strict=True)
     )
+
+
+def test_pooled_heads_asked_together_run_fused_and_answer_as_each_head_alone(analyzer) -> None:
+    waves = [voice_like(0.9, 13), voice_like(1.5, 14)]
+    heads = ("language", "emotion", "accent", "speaker", "gender")
+    together = analyzer.analyze(waves, heads)
+    assert "pooled_heads" in together[0]["timings_ms"]
+    for task in heads:
+        alone = analyzer.analyze(waves, [task])
+        assert "pooled_heads" not in alone[0]["timings_ms"]  # one head: nothing to fuse
+        for fused, own in zip(together, alone, strict=True):
+            assert fused[task]["label"] == own[task]["label"]
+            assert fused[task]["probabilities"] == pytest.approx(own[task]["probabilities"], abs=2e-4)

@@ -38,9 +38,10 @@ def classifier_answer(probs: torch.Tensor, labels: Sequence[str], top: int = MAX
 
     A head may have more outputs than its vocabulary has labels (a one-label vocabulary gets a 2-way head):
     outputs without a label are dropped and the rest renormalised."""
-    usable = probs[: len(labels)].double()
-    usable = usable / usable.sum().clamp_min(1e-12)
-    order = torch.argsort(usable, descending=True).tolist()
+    usable = probs[: len(labels)].tolist()  # Python floats: a few labels are faster here than tensor indexing
+    total = max(sum(usable), 1e-12)
+    usable = [p / total for p in usable]
+    order = sorted(range(len(usable)), key=usable.__getitem__, reverse=True)
     best = order[0]
     listed = {labels[i]: rounded(usable[i]) for i in order[:top]}
     return {"label": labels[best], "confidence": rounded(usable[best]), "probabilities": listed}

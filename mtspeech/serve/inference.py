@@ -38,6 +38,7 @@ from mtspeech.errors import UserError
 from mtspeech.model.package import LoadedModel
 from mtspeech.serve import answers
 from mtspeech.serve.quantize import pointwise_convs_as_linear, quantize_model, resolve_engine
+from mtspeech.tasks.pooled_fused import FusedPooledHeads, fusable
 
 SERVICE_TASKS = ("asr", "language", "intent", "slots", "translation", "emotion", "accent", "speaker", "gender", "vad")
 # Service task -> the pooled classifier head that answers it (and its label vocabulary).
@@ -97,6 +98,7 @@ class _Batch:
     prompt_languages: list[str] | None = None
     transcripts: list[DecodingResult] | None = None
     slu: list[DecodingResult] | None = None
+    pooled: dict[str, torch.Tensor] = field(default_factory=dict)  # head -> probabilities, from the fused heads
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
@@ -113,7 +115,8 @@ class ModelAnalyzer:
     ``decoding``: how ``asr`` decodes (default :func:`default_decoding`); translation and decoder SLU use the
     same search settings with an ``attention_beam`` mode. ``quantize="int8"``: dynamic int8 quantisation of
     every ``nn.Linear`` (CPU only), packed for ``int8_engine`` (default ``auto``: see :mod:`mtspeech.serve.quantize`).
-    ``vad``: how the ``vad`` answer smooths frame probabilities into segments.
+    ``vad``: how the ``vad`` answer smooths frame probabilities into segments. ``fuse_heads=False`` runs the
+    pooled classifier heads one by one instead of fused (:mod:`mtspeech.tasks.pooled_fused`; for comparison).
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class ModelAnalyzer:
         device: str | torch.device = "cpu",
         vad: VadOptions | None = None,
         int8_engine: str | None = None,
+        fuse_heads: bool = True,
     ) -> None:
         if int8_engine is not None and quantize is None:
             raise UserError(
@@ -139,6 +143,9 @@ class ModelAnalyzer:
         else:  # a serving copy, the caller's model untouched: kernel-1 convolutions as Linear layers, as int8 has
             model = pointwise_convs_as_linear(copy.deepcopy(model)).eval()
         self.model = model
+        fused_from = (model if quantize is None else loaded.model).tasks if fuse_heads else {}
+        self._fusable = {name: task for name, task in fused_from.items() if fusable(task)}
+        self._fused: dict[tuple[str, ...], FusedPooledHeads] = {}
         self.tokenizer = loaded.tokenizer
         self.vocabs = dict(loaded.vocabs)
         self.metadata = dict(loaded.metadata)
@@ -207,6 +214,7 @@ class ModelAnalyzer:
                 raise UserError(f"cannot translate to {target!r}; targets: {', '.join(self.translation_targets)}")
         with self._lock, torch.inference_mode():
             batch = self._encode(waves)
+            self._run_pooled_heads(batch, tasks)
             results: list[dict[str, Any]] = [{} for _ in waves]
             for task in dict.fromkeys(tasks):
                 with batch.timed(task):
@@ -250,13 +258,30 @@ class ModelAnalyzer:
         return self._classify(task, batch)
 
     # --- classifier heads -------------------------------------------------------------------------------
+    def _run_pooled_heads(self, batch: _Batch, tasks: Sequence[str]) -> None:
+        """The pooled classifier heads answering ``tasks``, all at once when two or more can be fused
+        (:mod:`mtspeech.tasks.pooled_fused`); ``_classify`` reads their probabilities from ``batch.pooled``.
+        Their weights are read when a set of heads is first asked for; an int8 model fuses its float heads (their
+        products are too small for int8 to pay)."""
+        heads = tuple(h for h in dict.fromkeys(self._head_of(t)[0] for t in tasks if t in CLASSIFIER_HEADS))
+        heads = tuple(h for h in heads if h in self._fusable)
+        if len(heads) < 2:
+            return
+        if heads not in self._fused:  # one module per set of heads asked for together (at most 2^6 sets)
+            self._fused[heads] = FusedPooledHeads({h: self._fusable[h] for h in heads})
+        with batch.timed("pooled_heads"):
+            batch.pooled = {h: p.cpu() for h, p in self._fused[heads].probabilities(batch.enc, batch.enc_lens).items()}
+
     def _classify(self, task: str, batch: _Batch, top: int = answers.MAX_LISTED_LABELS) -> list[dict[str, Any] | None]:
         head, vocab = self._head_of(task)
         inputs: dict[str, Any] = {}
         if head == "intent_text":  # reads the transcript the asr answer shows, as the slots head does
             inputs["tokens"] = [self.tokenizer.encode(r.text) if r.text else [] for r in self._transcripts(batch)]
-        enc = self.model.task_input(head, batch.enc, batch.layers)
-        probs = self.model.tasks[head].probabilities(enc, batch.enc_lens, **inputs).cpu()
+        if head in batch.pooled:
+            probs = batch.pooled[head]
+        else:
+            enc = self.model.task_input(head, batch.enc, batch.layers)
+            probs = self.model.tasks[head].probabilities(enc, batch.enc_lens, **inputs).cpu()
         labels = self.vocabs[vocab].labels
         out: list[dict[str, Any] | None] = [answers.classifier_answer(row, labels, top) for row in probs]
         if task == "intent":  # 60-odd intents: the label, its confidence and the runners-up, not every class

@@ -10,7 +10,7 @@ puts its gradient-reversal layer there.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +67,9 @@ class PooledClassifierTask(Task):
 
     config_class = PooledClassifierConfig
     config: PooledClassifierConfig
+    # True when features() changes the values the pooling sees, not only their gradients (as the accent head's
+    # reversal does): inference cannot then fuse the head with others (mtspeech.tasks.pooled_fused).
+    features_change_values: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
