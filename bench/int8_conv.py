@@ -1,5 +1,5 @@
 """Why the subsampling's wide convolution gets our own int8 path: torch's dynamic int8 Conv2d against the float
-convolution and against ``PatchLinearSubsampling``'s patch Linear, on the x4 subsampling's second convolution
+convolution and against ``ChannelsLastSubsampling``'s int8 patch Linear, on the x4 subsampling's second convolution
 (3 x 3, stride 2, one 4-second input after the first convolution and its ReLU), by channel count.
 
 Prints and writes (bench/results/int8-conv.json) the largest error of each int8 path relative to the float output's

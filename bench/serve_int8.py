@@ -5,7 +5,6 @@ channel count and one Linear layer by size; and how much the answers change."""
 
 from __future__ import annotations
 
-import copy
 import warnings
 from pathlib import Path
 from typing import Any
@@ -147,13 +146,13 @@ def int8_encoder_by_batch(fp32: torch.nn.Module, int8: torch.nn.Module, repeats:
 
 
 def float_serving_model(preset: str) -> torch.nn.Module:
-    """A random model of ``preset`` (CTC head only) as float serving runs it: kernel-1 convolutions as Linear."""
+    """A random model of ``preset`` (CTC head only) as float serving runs it (``serving_copy``)."""
     from mtspeech.model.config import ModelConfig
     from mtspeech.model.model import MultiTaskModel
-    from mtspeech.serve.quantize import pointwise_convs_as_linear
+    from mtspeech.serve.serving_model import serving_copy
 
     config = ModelConfig.from_dict({"encoder": {"preset": preset}, "tasks": {"asr_ctc": {"vocab_size": 500}}})
-    return pointwise_convs_as_linear(MultiTaskModel(config)).eval()
+    return serving_copy(MultiTaskModel(config))
 
 
 def int8_encoder_by_preset(seconds: float, repeats: int) -> dict[str, Any]:
@@ -248,11 +247,13 @@ def int8_linear_by_size(repeats: int) -> dict[str, Any]:
 
 
 def int8_subsampling_by_channels(repeats: int) -> dict[str, Any]:
-    """The x4 convolutional subsampling alone (random weights, one 4-second input) by channel count: fp32, int8
-    with the convolutions left in float, and int8 with the later convolution as a patch Linear
-    (:class:`~mtspeech.serve.quantize.PatchLinearSubsampling`): where the rewrite starts to pay."""
+    """The x4 convolutional subsampling alone (random weights, one 4-second input) by channel count: the model's
+    module (``fp32``) against float serving's channels-last one (:class:`~mtspeech.serve.serving_model.
+    ChannelsLastSubsampling`), and int8 with the later convolution in float or as a patch Linear: where each
+    rewrite pays."""
     from mtspeech.model.encoder import Conv2dSubsampling
-    from mtspeech.serve.quantize import PatchLinearSubsampling, quantized_engine, resolve_engine
+    from mtspeech.serve.quantize import quantized_engine, resolve_engine
+    from mtspeech.serve.serving_model import ChannelsLastSubsampling
 
     engine = resolve_engine("auto")
     features, lengths = torch.randn(1, 400, 80), torch.tensor([400])
@@ -263,18 +264,23 @@ def int8_subsampling_by_channels(repeats: int) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             variants = {
                 "fp32": float_module,
+                "fp32_channels_last": ChannelsLastSubsampling(float_module).eval(),
                 "int8_conv_in_float": torch.ao.quantization.quantize_dynamic(
-                    copy.deepcopy(float_module), {torch.nn.Linear}, dtype=torch.qint8
+                    ChannelsLastSubsampling(float_module).eval(), {torch.nn.Linear}, dtype=torch.qint8
                 ),
                 "int8_patch_linear": torch.ao.quantization.quantize_dynamic(
-                    PatchLinearSubsampling(copy.deepcopy(float_module)), {torch.nn.Linear}, dtype=torch.qint8
+                    ChannelsLastSubsampling(float_module, patch_channels=0).eval(), {torch.nn.Linear}, dtype=torch.qint8
                 ),
             }
         with torch.inference_mode():
             times = compare_ms(
                 {k: (lambda _, m=m: m(features, lengths)) for k, m in variants.items()}, [np.zeros(1)], repeats
             )
-        out[str(channels)] = {**times, "patch_gain": ratio(times["int8_conv_in_float"], times["int8_patch_linear"])}
+        out[str(channels)] = {
+            **times,
+            "channels_last_gain": ratio(times["fp32"], times["fp32_channels_last"]),
+            "patch_gain": ratio(times["int8_conv_in_float"], times["int8_patch_linear"]),
+        }
         print("int8 subsampling", channels, out[str(channels)], flush=True)
     return out
 

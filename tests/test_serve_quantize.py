@@ -9,7 +9,13 @@ from torch import nn
 from mtspeech.errors import UserError
 from mtspeech.model.encoder import Conv2dSubsampling
 from mtspeech.serve import quantize
-from mtspeech.serve.quantize import PatchLinearSubsampling, PointwiseLinear, pointwise_convs_as_linear
+from mtspeech.serve.serving_model import (
+    MIN_PATCH_CHANNELS,
+    ChannelsLastSubsampling,
+    PointwiseLinear,
+    pointwise_convs_as_linear,
+    serving_copy,
+)
 
 
 def test_pointwise_conv1d_as_linear_gives_the_same_output() -> None:
@@ -68,30 +74,42 @@ def test_int8_linear_runs_small_products_in_float_and_big_ones_in_int8() -> None
         assert not torch.equal(quantize.Int8Linear(wide)(one_row), wide(one_row))
 
 
-@pytest.mark.parametrize("factor", [4, 6, 8])
-def test_patch_linear_subsampling_gives_the_float_convolutions_output(factor: int) -> None:
+@pytest.mark.parametrize("factor", [2, 4, 6, 8])
+@pytest.mark.parametrize("patch_channels", [0, float("inf")])
+def test_channels_last_subsampling_gives_the_float_modules_output(factor: int, patch_channels: float) -> None:
     torch.manual_seed(factor)
     float_module = Conv2dSubsampling(40, 32, 0.0, channels=8, factor=factor).eval()
     features, lengths = torch.randn(2, 61, 40), torch.tensor([61, 50])
-    patched = PatchLinearSubsampling(float_module).eval()
+    channels_last = ChannelsLastSubsampling(float_module, patch_channels).eval()
+    later = nn.Linear if patch_channels == 0 else nn.Conv2d
+    assert all(type(layer) is later for layer in channels_last.later)
     with torch.inference_mode():
         expected, expected_lens = float_module(features, lengths)
-        got, got_lens = patched(features, lengths)
+        got, got_lens = channels_last(features, lengths)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     assert got_lens.tolist() == expected_lens.tolist()
 
 
+def test_serving_copy_leaves_the_model_alone_and_keeps_its_output() -> None:
+    torch.manual_seed(2)
+    model = nn.ModuleDict({"sub": Conv2dSubsampling(40, 16, 0.0, channels=8), "conv": nn.Conv1d(16, 16, 1)}).eval()
+    served = serving_copy(model)
+    assert type(model["sub"]) is Conv2dSubsampling and type(model["conv"]) is nn.Conv1d
+    assert type(served["sub"]) is ChannelsLastSubsampling and type(served["conv"]) is PointwiseLinear
+    features, lengths = torch.randn(1, 30, 40), torch.tensor([30])
+    with torch.inference_mode():
+        torch.testing.assert_close(served["sub"](features, lengths)[0], model["sub"](features, lengths)[0])
+
+
 def test_int8_runs_wide_subsampling_convolutions_as_patch_linears_only() -> None:
     torch.manual_seed(5)
-    wide = nn.ModuleDict({"sub": Conv2dSubsampling(40, 64, 0.0, channels=quantize.MIN_PATCH_CHANNELS)}).eval()
-    narrow = nn.ModuleDict({"sub": Conv2dSubsampling(40, 64, 0.0, channels=quantize.MIN_PATCH_CHANNELS - 1)})
-    x2 = nn.ModuleDict({"sub": Conv2dSubsampling(40, 64, 0.0, channels=256, factor=2)})
-    assert type(quantize.quantize_model(wide, "int8")["sub"]) is PatchLinearSubsampling
-    assert type(quantize.quantize_model(narrow, "int8")["sub"]) is Conv2dSubsampling  # nothing to gain
-    assert type(quantize.quantize_model(x2, "int8")["sub"]) is Conv2dSubsampling  # one 1-channel convolution
+    wide = nn.ModuleDict({"sub": Conv2dSubsampling(40, 64, 0.0, channels=MIN_PATCH_CHANNELS)}).eval()
+    narrow = nn.ModuleDict({"sub": Conv2dSubsampling(40, 64, 0.0, channels=MIN_PATCH_CHANNELS - 1)})
+    assert [type(m) for m in quantize.quantize_model(wide, "int8")["sub"].later] == [quantize.Int8Linear]
+    assert [type(m) for m in quantize.quantize_model(narrow, "int8")["sub"].later] == [nn.Conv2d]  # nothing to gain
     quantized = quantize.quantize_model(wide, "int8")
     features, lengths = torch.randn(1, 80, 40), torch.tensor([80])
     with torch.inference_mode():
         expected, got = wide["sub"](features, lengths)[0], quantized["sub"](features, lengths)[0]
-    assert quantize.count_quantized_linears(quantized) == 2  # the patch Linear and the projection
+    assert quantize.count_quantized_linears(quantized) == 2  # the patch Linear and the projection, not the first
     assert (got - expected).abs().mean() < 0.05 * expected.abs().mean()

@@ -16,7 +16,6 @@ vad           the ``vad`` head's frame probabilities as speech segments in secon
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections import defaultdict
@@ -37,7 +36,8 @@ from mtspeech.decode.result import DecodingResult
 from mtspeech.errors import UserError
 from mtspeech.model.package import LoadedModel
 from mtspeech.serve import answers
-from mtspeech.serve.quantize import pointwise_convs_as_linear, quantize_model, resolve_engine
+from mtspeech.serve.quantize import quantize_model, resolve_engine
+from mtspeech.serve.serving_model import serving_copy
 from mtspeech.tasks.pooled_fused import FusedPooledHeads, fusable
 
 SERVICE_TASKS = ("asr", "language", "intent", "slots", "translation", "emotion", "accent", "speaker", "gender", "vad")
@@ -140,8 +140,8 @@ class ModelAnalyzer:
         if quantize is not None:
             self.quantize_engine = resolve_engine(int8_engine or "auto")
             model = quantize_model(model, quantize, self.device, self.quantize_engine)
-        else:  # a serving copy, the caller's model untouched: kernel-1 convolutions as Linear layers, as int8 has
-            model = pointwise_convs_as_linear(copy.deepcopy(model)).eval()
+        else:  # the caller's model untouched: the same layers arranged as int8 has them (except the int8 patches)
+            model = serving_copy(model)
         self.model = model
         fused_from = (model if quantize is None else loaded.model).tasks if fuse_heads else {}
         self._fusable = {name: task for name, task in fused_from.items() if fusable(task)}

@@ -1,11 +1,11 @@
 """Dynamic int8 quantisation for CPU serving: every ``nn.Linear`` gets an int8 twin whose activations are quantised
 on the fly per call (torch's dynamic quantised Linear). Attention projections, feed-forward layers and every head
-are Linear layers; the Conformer convolution module's pointwise (kernel-1) convolutions are the same product
-written as a convolution, so they are rewritten as Linear layers first and quantised too. So are the subsampling's
-wide convolutions (the second of x4 and later, when they have at least :data:`MIN_PATCH_CHANNELS` input channels,
-as in the ``base`` preset): each output pixel is one Linear product over its input patch
-(:class:`PatchLinearSubsampling`). What stays in float: the subsampling's first convolution (one input channel),
-the depthwise convolutions and the attention products.
+are Linear layers, and so are, in the serving copy the quantisation starts from (:mod:`mtspeech.serve.serving_model`),
+the Conformer convolution module's pointwise (kernel-1) convolutions and the subsampling's wide convolutions (the
+second of x4 and later, when they have at least :data:`~mtspeech.serve.serving_model.MIN_PATCH_CHANNELS` input
+channels, as in the ``base`` preset), whose every output pixel is then one Linear product over its input patch.
+What stays in float: the subsampling's first convolution (one input channel), the narrower later ones, the
+depthwise convolutions and the attention products.
 
 A call runs in int8 only when its product is big enough to pay for quantising the activations
 (:class:`Int8Linear`, :data:`MIN_INT8_MACS`): a pooled classifier's one row or a decoder search step of a small
@@ -22,18 +22,15 @@ torch's default engine elsewhere: ``python bench/serve.py`` records both engines
 
 from __future__ import annotations
 
-import copy
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 from torch import nn
 
-from mtspeech.data.features import subsampled_length
 from mtspeech.errors import UserError
-from mtspeech.model.encoder import Conv2dSubsampling
+from mtspeech.serve.serving_model import MIN_PATCH_CHANNELS, replace_modules, serving_copy
 
 QUANTIZATION_MODES = ("int8",)
 ENGINE_CHOICES = ("auto", "x86", "fbgemm", "onednn", "qnnpack")
@@ -93,7 +90,7 @@ def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cp
             f"int8 dynamic quantisation runs on the CPU only, not on {device}; drop --quantize or the device"
         )
     engine = resolve_engine(engine)
-    model = patch_linear_subsampling(pointwise_convs_as_linear(copy.deepcopy(model))).eval()
+    model = serving_copy(model, patch_channels=MIN_PATCH_CHANNELS)
     with warnings.catch_warnings(), quantized_engine(engine):
         # torch 2.10+ marks torch.ao.quantization deprecated in favour of torchao, which is not a dependency
         # here; the eager dynamic API still works and is what we test.
@@ -132,113 +129,6 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // x.size(-1)
         return self.int8_linear(x) if rows >= self.min_int8_rows else self.float_linear(x)
-
-
-class PointwiseLinear(nn.Module):
-    """A kernel-1 ``Conv1d`` over ``(B, C, T)`` as an ``nn.Linear`` over channels (same weights, same output),
-    so dynamic quantisation, which handles Linear but not Conv1d, covers it. Float serving uses it too, so that
-    comparing int8 with float measures int8 alone."""
-
-    def __init__(self, conv: nn.Conv1d) -> None:
-        super().__init__()
-        self.linear = nn.Linear(
-            conv.in_channels, conv.out_channels, conv.bias is not None, conv.weight.device, conv.weight.dtype
-        )
-        with torch.no_grad():
-            self.linear.weight.copy_(conv.weight.squeeze(-1))
-            if conv.bias is not None:
-                self.linear.bias.copy_(conv.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.transpose(1, 2)).transpose(1, 2)
-
-
-def _is_pointwise(module: nn.Module) -> bool:
-    return (
-        type(module) is nn.Conv1d
-        and module.kernel_size == (1,)
-        and module.stride == (1,)
-        and module.dilation == (1,)
-        and module.groups == 1
-        and module.padding in ((0,), "valid")
-    )
-
-
-def replace_modules(
-    model: nn.Module, wanted: Callable[[nn.Module], bool], make: Callable[[Any], nn.Module]
-) -> nn.Module:
-    """Replace (in place) every submodule of ``model`` that ``wanted`` picks by ``make(submodule)``."""
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if wanted(child):
-                setattr(parent, name, make(child))
-    return model
-
-
-def pointwise_convs_as_linear(model: nn.Module) -> nn.Module:
-    """Replace every kernel-1 Conv1d of ``model`` (in place) by the equivalent :class:`PointwiseLinear`."""
-    return replace_modules(model, _is_pointwise, PointwiseLinear)
-
-
-MIN_PATCH_CHANNELS = 128
-"""Fewest input channels of a subsampling convolution worth running as a patch Linear: with fewer, copying the
-patches costs about what int8 saves (``int8_subsampling_by_channels`` of ``python bench/serve.py``, Intel Xeon:
-0.87x at 64 channels, 0.91x at 96, 1.09x at 128, 1.46x at 256)."""
-
-
-class PatchLinearSubsampling(nn.Module):
-    """The convolutional subsampling of the encoder (:class:`~mtspeech.model.encoder.Conv2dSubsampling`) with every
-    convolution after the first run as a Linear layer over input patches, channels last, so int8 covers it.
-
-    Why not torch's own int8 convolutions: on this convolution's input the dynamic one returned zeros (relative
-    error 1.0 at 8, 64 and 256 channels, torch 2.13: ``python bench/int8_conv.py``), and the static ones need an
-    output scale calibrated on data the service does not have. Channels last makes each patch ``kernel x kernel``
-    runs of contiguous channels, so gathering patches is a fast copy; the same output as the float module up to
-    rounding."""
-
-    def __init__(self, subsampling: nn.Module) -> None:
-        super().__init__()
-        convs = [m for m in subsampling.conv if isinstance(m, nn.Conv2d)]
-        self.first = convs[0]
-        self.patches = nn.ModuleList()
-        self.geometry: list[tuple[tuple[int, int], tuple[int, int]]] = []
-        for conv in convs[1:]:
-            linear = nn.Linear(conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1], conv.out_channels)
-            with torch.no_grad():  # (out, in, kh, kw) -> (out, kh * kw * in): the channels-last patch order
-                linear.weight.copy_(conv.weight.permute(0, 2, 3, 1).flatten(1))
-                linear.bias.copy_(conv.bias)
-            self.patches.append(linear)
-            self.geometry.append((conv.kernel_size, conv.stride))
-        self.project = subsampling.project
-        self.dropout = subsampling.dropout
-        self.factor = subsampling.factor
-
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.first(features.unsqueeze(1)).relu().permute(0, 2, 3, 1).contiguous()  # (B, T, F, C)
-        for linear, ((kt, kf), (st, sf)) in zip(self.patches, self.geometry, strict=True):
-            batch, time, freq, channels = x.shape
-            out_time, out_freq = (time - kt) // st + 1, (freq - kf) // sf + 1
-            b, t, f, c = x.stride()
-            patches = x.as_strided((batch, out_time, out_freq, kt, kf, channels), (b, st * t, sf * f, t, f, c))
-            x = linear(patches.reshape(batch, out_time, out_freq, kt * kf * channels)).relu()
-        x = self.project(x.transpose(2, 3).flatten(2))  # (B, T', C * F'), the order the float module flattens
-        return self.dropout(x), subsampled_length(lengths, self.factor)
-
-
-def _patch_linear_pays(module: nn.Module) -> bool:
-    if not isinstance(module, Conv2dSubsampling):
-        return False
-    convs = [m for m in module.conv if isinstance(m, nn.Conv2d)]
-    return len(convs) > 1 and all(
-        c.in_channels >= MIN_PATCH_CHANNELS and c.padding == (0, 0) and c.dilation == (1, 1) and c.groups == 1
-        for c in convs[1:]
-    )
-
-
-def patch_linear_subsampling(model: nn.Module) -> nn.Module:
-    """Replace (in place) every :class:`~mtspeech.model.encoder.Conv2dSubsampling` whose later convolutions are
-    wide enough (:data:`MIN_PATCH_CHANNELS`) by the equivalent :class:`PatchLinearSubsampling`."""
-    return replace_modules(model, _patch_linear_pays, PatchLinearSubsampling)
 
 
 def weight_bytes(model: nn.Module) -> int:

@@ -1,0 +1,155 @@
+"""The serving copy of a model: the same outputs (up to float rounding) from layers rearranged for CPU inference.
+
+* kernel-1 ``Conv1d`` layers (the Conformer convolution module's pointwise convolutions) become the equivalent
+  ``nn.Linear`` (:class:`PointwiseLinear`), so that dynamic int8 quantisation, which handles Linear but not Conv1d,
+  covers them; float serving uses them too, so comparing int8 with float measures int8 alone;
+* the convolutional subsampling runs channels last (:class:`ChannelsLastSubsampling`): its first convolution (one
+  input channel) as one matrix product over input patches, its later ones either as channels-last convolutions or,
+  for int8, as Linear products over their input patches (:data:`MIN_PATCH_CHANNELS`).
+
+:func:`serving_copy` makes the copy; the caller's model is never changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtspeech.data.features import subsampled_length
+from mtspeech.model.encoder import Conv2dSubsampling
+
+MIN_PATCH_CHANNELS = 128
+"""Fewest input channels of a later subsampling convolution worth running as an int8 patch Linear: with fewer,
+copying the patches costs about what int8 saves (``int8_subsampling_by_channels`` of ``python bench/serve.py``,
+Intel Xeon: 0.87x at 64 channels, 0.91x at 96, 1.09x at 128, 1.46x at 256)."""
+
+
+class PointwiseLinear(nn.Module):
+    """A kernel-1 ``Conv1d`` over ``(B, C, T)`` as an ``nn.Linear`` over channels (same weights, same output)."""
+
+    def __init__(self, conv: nn.Conv1d) -> None:
+        super().__init__()
+        self.linear = nn.Linear(
+            conv.in_channels, conv.out_channels, conv.bias is not None, conv.weight.device, conv.weight.dtype
+        )
+        with torch.no_grad():
+            self.linear.weight.copy_(conv.weight.squeeze(-1))
+            if conv.bias is not None:
+                self.linear.bias.copy_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.transpose(1, 2)).transpose(1, 2)
+
+
+def _is_pointwise(module: nn.Module) -> bool:
+    return (
+        type(module) is nn.Conv1d
+        and module.kernel_size == (1,)
+        and module.stride == (1,)
+        and module.dilation == (1,)
+        and module.groups == 1
+        and module.padding in ((0,), "valid")
+    )
+
+
+def replace_modules(
+    model: nn.Module, wanted: Callable[[nn.Module], bool], make: Callable[[Any], nn.Module]
+) -> nn.Module:
+    """Replace (in place) every submodule of ``model`` that ``wanted`` picks by ``make(submodule)``."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if wanted(child):
+                setattr(parent, name, make(child))
+    return model
+
+
+def pointwise_convs_as_linear(model: nn.Module) -> nn.Module:
+    """Replace every kernel-1 Conv1d of ``model`` (in place) by the equivalent :class:`PointwiseLinear`."""
+    return replace_modules(model, _is_pointwise, PointwiseLinear)
+
+
+def _patches(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+    """``(B, T, F, C)`` channels last -> ``(B, T', F', kt * kf * C)``: each output position's input patch, whose
+    ``kernel`` rows are runs of contiguous channels (so gathering them is a fast copy)."""
+    (kt, kf), (st, sf) = kernel, stride
+    batch, time, freq, channels = x.shape
+    out_time, out_freq = (time - kt) // st + 1, (freq - kf) // sf + 1
+    b, t, f, c = x.stride()
+    patches = x.as_strided((batch, out_time, out_freq, kt, kf, channels), (b, st * t, sf * f, t, f, c))
+    return patches.reshape(batch, out_time, out_freq, kt * kf * channels)
+
+
+def _patch_weight(conv: nn.Conv2d) -> torch.Tensor:
+    """``(out, in, kh, kw)`` -> ``(out, kh * kw * in)``: the convolution's weight in :func:`_patches` order."""
+    return conv.weight.detach().permute(0, 2, 3, 1).flatten(1)
+
+
+class ChannelsLastSubsampling(nn.Module):
+    """:class:`~mtspeech.model.encoder.Conv2dSubsampling` computed channels last, the same output up to rounding.
+
+    Why: the CPU convolution kernels run the later convolutions faster on channels-last input, the first one (one
+    input channel) is as fast as a product over its 3 x 3 patches that hands on channels-last output, and the
+    projection then reads the result without a transposing copy (its weight columns are reordered instead):
+    ``channels_last_gain`` of ``int8_subsampling_by_channels`` (``python bench/serve.py``) measures it by channel
+    count. ``patch_channels``: later convolutions with at least that many input channels run as Linear products
+    over their patches instead (for int8, which covers Linear layers); the first convolution's product is not a
+    Linear layer, so int8 leaves its 9-wide product alone."""
+
+    def __init__(self, subsampling: Conv2dSubsampling, patch_channels: float = math.inf) -> None:
+        super().__init__()
+        convs = [m for m in subsampling.conv if isinstance(m, nn.Conv2d)]
+        first = convs[0]
+        self.first_weight = nn.Parameter(_patch_weight(first).T.contiguous(), requires_grad=False)
+        self.first_bias = nn.Parameter(first.bias.detach().clone(), requires_grad=False)
+        self.geometry = [(conv.kernel_size, conv.stride) for conv in convs]
+        self.later = nn.ModuleList()
+        for conv in convs[1:]:
+            if conv.in_channels >= patch_channels:
+                linear = nn.Linear(conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1], conv.out_channels)
+                with torch.no_grad():
+                    linear.weight.copy_(_patch_weight(conv))
+                    linear.bias.copy_(conv.bias)
+                self.later.append(linear)
+            else:
+                self.later.append(copy.deepcopy(conv))
+        channels, project = convs[-1].out_channels, subsampling.project
+        freq = project.in_features // channels
+        self.project = nn.Linear(project.in_features, project.out_features)
+        with torch.no_grad():  # input (channels, freq) -> (freq, channels), the channels-last flattening
+            weight = project.weight.view(project.out_features, channels, freq).transpose(1, 2)
+            self.project.weight.copy_(weight.reshape(project.out_features, -1))
+            self.project.bias.copy_(project.bias)
+        self.dropout = subsampling.dropout
+        self.factor = subsampling.factor
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        kernel, stride = self.geometry[0]
+        patches = _patches(features.contiguous().unsqueeze(-1), kernel, stride)
+        x = torch.matmul(patches, self.first_weight).add_(self.first_bias).relu_()  # (B, T, F, C)
+        for layer, (kernel, stride) in zip(self.later, self.geometry[1:], strict=True):
+            if isinstance(layer, nn.Conv2d):  # (B, C, T, F) in channels-last memory, and back as a view
+                x = layer(x.permute(0, 3, 1, 2)).relu_().permute(0, 2, 3, 1)
+            else:
+                x = layer(_patches(x, kernel, stride)).relu_()
+        return self.dropout(self.project(x.flatten(2))), subsampled_length(lengths, self.factor)
+
+
+def _plain_subsampling(module: nn.Module) -> bool:
+    if not isinstance(module, Conv2dSubsampling):
+        return False
+    convs = [m for m in module.conv if isinstance(m, nn.Conv2d)]
+    return convs[0].in_channels == 1 and all(
+        c.padding == (0, 0) and c.dilation == (1, 1) and c.groups == 1 for c in convs
+    )
+
+
+def serving_copy(model: nn.Module, patch_channels: float = math.inf) -> nn.Module:
+    """A copy of ``model`` in eval mode with pointwise convolutions as Linear layers and the subsampling channels
+    last (later convolutions of at least ``patch_channels`` input channels as patch Linear layers)."""
+    model = pointwise_convs_as_linear(copy.deepcopy(model))
+    return replace_modules(model, _plain_subsampling, lambda m: ChannelsLastSubsampling(m, patch_channels)).eval()
