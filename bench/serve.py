@@ -20,7 +20,9 @@ Request audio: the corpus' test split (``mtspeech corpus synth --size tiny`` mak
   what ``--int8-engine auto`` chooses from on this CPU) and the subsampling's by channel count
   (``int8_subsampling_by_channels``: where running its wide convolution as a patch Linear pays), one Linear layer
   by rows and size (``int8_linear_by_size``: where int8 pays for a call at all) and translation (a beam search of
-  one-row decoder steps) when the model has a decoder.
+  one-row decoder steps) when the model has a decoder;
+* ``convolution_module_by_layout``: the Conformer convolution module as the model computes it against the serving
+  copy's channels-last one (float and int8, 144 and 256 wide).
 
 In-process figures run torch on ``--threads`` threads (default 1, comparable on a shared machine); the server
 runs with its own default. Writes bench/results/serve.json.
@@ -54,6 +56,7 @@ from bench.serve_int8 import (  # noqa: E402
     int8_subsampling_by_channels,
     int8_vs_fp32,
 )
+from bench.serve_layout import convolution_module_by_layout  # noqa: E402
 from bench.serve_models import cascade_classifiers, load, random_model, single_task_models  # noqa: E402
 from bench.timing import compare_ms, ratio  # noqa: E402
 
@@ -259,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     figures["int8_engines"] = int8_engines(analyzer.model, 3 * args.repeats)
     figures["int8_subsampling_by_channels"] = int8_subsampling_by_channels(3 * args.repeats)
     figures["int8_linear_by_size"] = int8_linear_by_size(3 * args.repeats)
+    figures["convolution_module_by_layout"] = convolution_module_by_layout(10 * args.repeats)
     train_cuts = CutSet.from_file(manifest_path(corpus, "cuts", "train"))
     figures["int8_request_base_preset"] = int8_request_base(train_cuts, waves[:6], work, args.repeats)
     if not args.skip_http:

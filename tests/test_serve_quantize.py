@@ -8,9 +8,11 @@ from torch import nn
 
 from mtspeech.errors import UserError
 from mtspeech.model.encoder import Conv2dSubsampling
+from mtspeech.model.layers import ConvolutionModule
 from mtspeech.serve import quantize
 from mtspeech.serve.serving_model import (
     MIN_PATCH_CHANNELS,
+    ChannelsLastConvolution,
     ChannelsLastSubsampling,
     PointwiseLinear,
     pointwise_convs_as_linear,
@@ -90,12 +92,33 @@ def test_channels_last_subsampling_gives_the_float_modules_output(factor: int, p
     assert got_lens.tolist() == expected_lens.tolist()
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_channels_last_convolution_module_gives_the_models_output(causal: bool, norm: str) -> None:
+    torch.manual_seed(3)
+    module = ConvolutionModule(16, 5, 0.0, causal=causal, norm=norm).eval()
+    if isinstance(module.norm, nn.BatchNorm1d):  # statistics as after training
+        module.norm.running_mean.normal_()
+        module.norm.running_var.uniform_(0.5, 2.0)
+    x, valid = torch.randn(2, 13, 16), torch.ones(2, 13, dtype=torch.bool)
+    valid[1, 9:] = False  # padding must stay out of the valid frames' answers, as in the model
+    x[1, 9:] = 1e3
+    with torch.inference_mode():
+        expected = module(x, valid)
+        got = ChannelsLastConvolution(module)(x, valid)
+    torch.testing.assert_close(got[0], expected[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[1, :9], expected[1, :9], atol=1e-5, rtol=1e-5)
+
+
 def test_serving_copy_leaves_the_model_alone_and_keeps_its_output() -> None:
     torch.manual_seed(2)
-    model = nn.ModuleDict({"sub": Conv2dSubsampling(40, 16, 0.0, channels=8), "conv": nn.Conv1d(16, 16, 1)}).eval()
+    parts = {"sub": Conv2dSubsampling(40, 16, 0.0, channels=8), "conv": nn.Conv1d(16, 16, 1)}
+    model = nn.ModuleDict({**parts, "block": ConvolutionModule(16, 3, 0.0)}).eval()
     served = serving_copy(model)
     assert type(model["sub"]) is Conv2dSubsampling and type(model["conv"]) is nn.Conv1d
+    assert type(model["block"]) is ConvolutionModule
     assert type(served["sub"]) is ChannelsLastSubsampling and type(served["conv"]) is PointwiseLinear
+    assert type(served["block"]) is ChannelsLastConvolution
     features, lengths = torch.randn(1, 30, 40), torch.tensor([30])
     with torch.inference_mode():
         torch.testing.assert_close(served["sub"](features, lengths)[0], model["sub"](features, lengths)[0])

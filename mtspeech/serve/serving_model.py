@@ -1,8 +1,9 @@
 """The serving copy of a model: the same outputs (up to float rounding) from layers rearranged for CPU inference.
 
-* kernel-1 ``Conv1d`` layers (the Conformer convolution module's pointwise convolutions) become the equivalent
-  ``nn.Linear`` (:class:`PointwiseLinear`), so that dynamic int8 quantisation, which handles Linear but not Conv1d,
-  covers them; float serving uses them too, so comparing int8 with float measures int8 alone;
+* the Conformer convolution module runs channels last (:class:`ChannelsLastConvolution`): its pointwise (kernel-1)
+  convolutions become ``nn.Linear`` layers, so that dynamic int8 quantisation, which handles Linear but not Conv1d,
+  covers them, and its depthwise convolution reads channels-last frames; float serving uses it too, so comparing
+  int8 with float measures int8 alone (any other kernel-1 ``Conv1d`` becomes a :class:`PointwiseLinear`);
 * the convolutional subsampling runs channels last (:class:`ChannelsLastSubsampling`): its first convolution (one
   input channel) as one matrix product over input patches, its later ones either as channels-last convolutions or,
   for int8, as Linear products over their input patches (:data:`MIN_PATCH_CHANNELS`).
@@ -18,10 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mtspeech.data.features import subsampled_length
 from mtspeech.model.encoder import Conv2dSubsampling
+from mtspeech.model.layers import ConvolutionModule
 
 MIN_PATCH_CHANNELS = 128
 """Fewest input channels of a later subsampling convolution worth running as an int8 patch Linear: with fewer,
@@ -71,6 +74,43 @@ def replace_modules(
 def pointwise_convs_as_linear(model: nn.Module) -> nn.Module:
     """Replace every kernel-1 Conv1d of ``model`` (in place) by the equivalent :class:`PointwiseLinear`."""
     return replace_modules(model, _is_pointwise, PointwiseLinear)
+
+
+def _as_linear(conv: nn.Conv1d) -> nn.Linear:
+    return PointwiseLinear(conv).linear
+
+
+class ChannelsLastConvolution(nn.Module):
+    """:class:`~mtspeech.model.layers.ConvolutionModule` on ``(B, T, D)`` frames throughout, the same output up to
+    rounding: pointwise convolutions as Linear layers over the channels, the depthwise one as a channels-last
+    convolution.
+
+    Why: the model's module turns the frames channels first for its convolutions and back, and every turn is a
+    copy (the int8 Linear kernels copy non-contiguous input too); the CPU kernels also run the depthwise
+    convolution faster on channels-last input (``convolution_module_by_layout`` of ``python bench/serve.py``)."""
+
+    def __init__(self, module: ConvolutionModule) -> None:
+        super().__init__()
+        self.pre_norm = module.pre_norm
+        self.pointwise_in = _as_linear(module.pointwise_in)
+        depthwise = module.depthwise
+        self.channels = depthwise.out_channels
+        # (D, 1, k) -> (D, 1, 1, k): a 2-D depthwise convolution over a (B, D, 1, T) view of channels-last frames
+        weight = depthwise.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        self.depthwise_weight = nn.Parameter(weight, requires_grad=False)
+        self.depthwise_bias = nn.Parameter(depthwise.bias.detach().clone(), requires_grad=False)
+        self.left_pad, self.right_pad = module.left_pad, module.right_pad
+        self.norm = module.norm
+        self.pointwise_out = _as_linear(module.pointwise_out)
+        self.dropout = module.dropout
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(B, T, D)``; ``valid``: ``(B, T)`` bool."""
+        y = F.glu(self.pointwise_in(self.pre_norm(x)), dim=-1).masked_fill(~valid[:, :, None], 0.0)
+        y = F.pad(y, (0, 0, self.left_pad, self.right_pad)).transpose(1, 2).unsqueeze(2)  # (B, D, 1, T), strided
+        y = F.conv2d(y, self.depthwise_weight, self.depthwise_bias, groups=self.channels).squeeze(2).transpose(1, 2)
+        y = self.norm(y) if isinstance(self.norm, nn.LayerNorm) else self.norm(y.transpose(1, 2)).transpose(1, 2)
+        return self.dropout(self.pointwise_out(F.silu(y)))
 
 
 def _patches(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
@@ -149,7 +189,9 @@ def _plain_subsampling(module: nn.Module) -> bool:
 
 
 def serving_copy(model: nn.Module, patch_channels: float = math.inf) -> nn.Module:
-    """A copy of ``model`` in eval mode with pointwise convolutions as Linear layers and the subsampling channels
-    last (later convolutions of at least ``patch_channels`` input channels as patch Linear layers)."""
-    model = pointwise_convs_as_linear(copy.deepcopy(model))
+    """A copy of ``model`` in eval mode with the convolution modules and the subsampling channels last (later
+    subsampling convolutions of at least ``patch_channels`` input channels as patch Linear layers) and any other
+    kernel-1 convolution as a Linear layer."""
+    model = replace_modules(copy.deepcopy(model), lambda m: type(m) is ConvolutionModule, ChannelsLastConvolution)
+    model = pointwise_convs_as_linear(model)
     return replace_modules(model, _plain_subsampling, lambda m: ChannelsLastSubsampling(m, patch_channels)).eval()
