@@ -145,28 +145,33 @@ def int8_encoder_by_batch(fp32: torch.nn.Module, int8: torch.nn.Module, repeats:
     return out
 
 
-def float_serving_model(preset: str) -> torch.nn.Module:
-    """A random model of ``preset`` (CTC head only) as float serving runs it (``serving_copy``)."""
+def random_preset_model(preset: str) -> torch.nn.Module:
+    """A random model of ``preset`` with a CTC head only, as training leaves it (serve it through ``serving_copy``
+    or ``quantize_model``, which both start from the model's own layers)."""
     from mtspeech.model.config import ModelConfig
     from mtspeech.model.model import MultiTaskModel
-    from mtspeech.serve.serving_model import serving_copy
 
     config = ModelConfig.from_dict({"encoder": {"preset": preset}, "tasks": {"asr_ctc": {"vocab_size": 500}}})
-    return serving_copy(MultiTaskModel(config))
+    return MultiTaskModel(config).eval()
+
+
+def serving_pair(model: torch.nn.Module, engine: str = "auto") -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``model`` as float serving and as int8 serving run it."""
+    from mtspeech.serve.quantize import quantize_model
+    from mtspeech.serve.serving_model import serving_copy
+
+    return serving_copy(model), quantize_model(model, "int8", engine=engine)
 
 
 def int8_encoder_by_preset(seconds: float, repeats: int) -> dict[str, Any]:
     """Encoder-only int8 speedup per preset (random weights, one ``seconds``-long input): the bigger the
-    feed-forward layers, the larger the share of int8 Linear work beside the float subsampling convolutions. The
-    float model runs its kernel-1 convolutions as Linear layers, as float serving does."""
-    from mtspeech.serve.quantize import quantize_model
-
+    feed-forward layers, the larger the share of int8 Linear work beside the float convolutions. The float model
+    is the serving copy float serving runs."""
     frames = int(seconds * 100)
     features, lengths = torch.randn(1, frames, 80), torch.tensor([frames])
     out = {}
     for preset in ("tiny", "small", "base"):
-        fp32 = float_serving_model(preset)
-        int8 = quantize_model(fp32, "int8")
+        fp32, int8 = serving_pair(random_preset_model(preset))
         with torch.inference_mode():
             times = compare_ms(
                 {
@@ -183,14 +188,15 @@ def int8_encoder_by_preset(seconds: float, repeats: int) -> dict[str, Any]:
 
 def int8_engines(served: torch.nn.Module, repeats: int) -> dict[str, Any]:
     """Encoder-only int8 speedup with weights packed for each x86 engine (FBGEMM, oneDNN), for the served model
-    and a random "base" model, at one 3-second input and a batch of four 4-second ones (random features)."""
+    (as loaded, before any serving rewrite) and a random "base" model, at one 3-second input and a batch of four
+    4-second ones (random features)."""
     from mtspeech.serve.quantize import available_engines, has_amx, quantize_model, resolve_engine
+    from mtspeech.serve.serving_model import serving_copy
 
     engines = [e for e in ("fbgemm", "onednn") if e in available_engines()]
-    base = float_serving_model("base")
     out: dict[str, Any] = {"cpu_has_amx": has_amx(), "auto_engine": resolve_engine("auto")}
-    for name, model in (("served", served), ("base", base)):
-        variants = {"fp32": model} | {e: quantize_model(model, "int8", engine=e) for e in engines}
+    for name, model in (("served", served), ("base", random_preset_model("base"))):
+        variants = {"fp32": serving_copy(model)} | {e: quantize_model(model, "int8", engine=e) for e in engines}
         for batch, seconds in ((1, 3.0), (4, 4.0)):
             frames = int(seconds * 100)
             features, lengths = torch.randn(batch, frames, 80), torch.full((batch,), frames)

@@ -170,7 +170,8 @@ class ChannelsLastSubsampling(nn.Module):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kernel, stride = self.geometry[0]
         patches = _patches(features.contiguous().unsqueeze(-1), kernel, stride)
-        x = torch.matmul(patches, self.first_weight).add_(self.first_bias).relu_()  # (B, T, F, C)
+        x = torch.addmm(self.first_bias, patches.flatten(0, 2), self.first_weight).relu_()
+        x = x.view(*patches.shape[:3], -1)  # (B, T, F, C)
         for layer, (kernel, stride) in zip(self.later, self.geometry[1:], strict=True):
             if isinstance(layer, nn.Conv2d):  # (B, C, T, F) in channels-last memory, and back as a view
                 x = layer(x.permute(0, 3, 1, 2)).relu_().permute(0, 2, 3, 1)
