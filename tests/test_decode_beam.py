@@ -26,6 +26,7 @@ from mtspeech.decode.incremental import CachedDecoderStep
 from mtspeech.decode.options import DecodingOptions
 from mtspeech.decode.result import length_normalised
 from mtspeech.model.decoder import TransformerDecoder
+from mtspeech.serve.serving_model import FusedProjectionAttention, serving_copy
 
 TRANSCRIBE = AnswerGrammar(LAYOUT, "transcribe")
 
@@ -172,8 +173,12 @@ def _tiny_decoder() -> TransformerDecoder:
     return decoder.eval()
 
 
-def test_cached_step_matches_the_full_decoder_pass() -> None:
+@pytest.mark.parametrize("served", [False, True])
+def test_cached_step_matches_the_full_decoder_pass(served: bool) -> None:
     decoder = _tiny_decoder()
+    if served:  # the serving copy's fused projections, both for the full pass and for the cached steps
+        decoder = serving_copy(decoder)
+        assert type(decoder.layers[0].cross_attn) is FusedProjectionAttention
     memory = torch.randn(3, 7, 16)
     valid = torch.arange(7)[None, :] < torch.tensor([7, 4, 5])[:, None]
     cached = CachedDecoderStep(decoder)

@@ -253,3 +253,26 @@ def test_pooled_heads_asked_together_run_fused_and_answer_as_each_head_alone(ana
         for fused, own in zip(together, alone, strict=True):
             assert fused[task]["label"] == own[task]["label"]
             assert fused[task]["probabilities"] == pytest.approx(own[task]["probabilities"], abs=2e-4)
+
+
+def test_the_serving_copy_encodes_and_answers_as_the_model_does(model_file, analyzer) -> None:  # noqa: F811
+    from mtspeech.data.features import pad_waveforms
+    from mtspeech.model.package import load_model
+
+    model = load_model(model_file).model.eval()
+    assert type(analyzer.model.encoder.subsampling).__name__ == "ChannelsLastSubsampling"
+    waves, lengths = pad_waveforms([voice_like(seconds, 20 + i) for i, seconds in enumerate((1.3, 0.8))])
+    with torch.inference_mode():
+        features, feature_lens = model.features_from_audio(waves, lengths)
+        expected, expected_lens, expected_layers = model.encode_layers(features, feature_lens)
+        got, got_lens, got_layers = analyzer.model.encode_layers(features, feature_lens)
+        assert got_lens.tolist() == expected_lens.tolist()
+        for row, n in enumerate(expected_lens.tolist()):
+            torch.testing.assert_close(got[row, :n], expected[row, :n], atol=1e-4, rtol=1e-4)
+            for mine, theirs in zip(got_layers, expected_layers, strict=True):
+                torch.testing.assert_close(mine[row, :n], theirs[row, :n], atol=1e-4, rtol=1e-4)
+        tokens = torch.tensor([[analyzer.tokenizer.sot_id, 5, 6]] * 2)  # the decoder's fused attention too
+        served = analyzer.model.tasks["decoder"].logits(tokens, got, got_lens)
+        torch.testing.assert_close(
+            served, model.tasks["decoder"].logits(tokens, expected, expected_lens), atol=1e-4, rtol=1e-4
+        )

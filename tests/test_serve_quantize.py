@@ -1,4 +1,4 @@
-"""int8 serving: convolutions rewritten as Linear layers (the same output in float) and the engine choice."""
+"""The serving copy (layers rearranged, the same output in float) and int8 serving: which layers, which engine."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from mtspeech.errors import UserError
+from mtspeech.model.attention import MultiHeadAttention
 from mtspeech.model.encoder import Conv2dSubsampling
 from mtspeech.model.layers import ConvolutionModule
 from mtspeech.serve import quantize
@@ -14,6 +15,7 @@ from mtspeech.serve.serving_model import (
     MIN_PATCH_CHANNELS,
     ChannelsLastConvolution,
     ChannelsLastSubsampling,
+    FusedProjectionAttention,
     PointwiseLinear,
     pointwise_convs_as_linear,
     serving_copy,
@@ -108,6 +110,21 @@ def test_channels_last_convolution_module_gives_the_models_output(causal: bool, 
         got = ChannelsLastConvolution(module)(x, valid)
     torch.testing.assert_close(got[0], expected[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got[1, :9], expected[1, :9], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_fused_projection_attention_gives_the_same_attention(rotary: bool) -> None:
+    torch.manual_seed(4)
+    attention = MultiHeadAttention(16, 4, rotary=rotary).eval()
+    x, memory = torch.randn(2, 6, 16), torch.randn(2, 9, 16)
+    mask = (torch.arange(9)[None, :] < torch.tensor([9, 5])[:, None])[:, None, None, :]
+    self_fused = FusedProjectionAttention(attention, cross=False)
+    cross_fused = FusedProjectionAttention(attention, cross=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(self_fused(x), attention(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(cross_fused(x, mask, memory), attention(x, mask, memory), atol=1e-5, rtol=1e-5)
+        with pytest.raises(RuntimeError, match="project_qkv"):
+            self_fused(x, mask, memory)  # a self-attention stays one
 
 
 def test_serving_copy_leaves_the_model_alone_and_keeps_its_output() -> None:

@@ -20,13 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mtspeech.model.attention import MultiHeadAttention, causal_mask, ensure_attendable
+from mtspeech.model.attention import causal_mask, ensure_attendable
 from mtspeech.model.decoder import TransformerDecoder
-
-
-def _project(attn: MultiHeadAttention, linear: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    batch, time, _ = x.shape
-    return linear(x).view(batch, time, attn.num_heads, attn.head_dim).transpose(1, 2)  # (B, H, T, hd)
 
 
 class CachedDecoderStep:
@@ -85,7 +80,7 @@ class CachedDecoderStep:
         self.cross_kv = []
         for layer in self.decoder.layers:
             attn = layer.cross_attn
-            self.cross_kv.append((_project(attn, attn.key, memory), _project(attn, attn.value, memory)))
+            self.cross_kv.append(attn.project_kv(memory))
         self.memory_mask = memory_valid[:, None, None, :]
 
     def _run(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
@@ -100,7 +95,7 @@ class CachedDecoderStep:
         for index, layer in enumerate(decoder.layers):
             attn = layer.self_attn
             h = layer.self_norm(x)
-            q, k, v = _project(attn, attn.query, h), _project(attn, attn.key, h), _project(attn, attn.value, h)
+            q, k, v = attn.project_qkv(h)
             if attn.rotary is not None:
                 q, k = attn.rotary(q, offset=start), attn.rotary(k, offset=start)
             if start > 0:
@@ -110,7 +105,7 @@ class CachedDecoderStep:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             x = x + attn.out(context.transpose(1, 2).flatten(2))
             cross = layer.cross_attn
-            q = _project(cross, cross.query, layer.cross_norm(x))
+            q = cross.project_q(layer.cross_norm(x))
             memory_k, memory_v = self.cross_kv[index]
             context = F.scaled_dot_product_attention(q, memory_k, memory_v, attn_mask=self.memory_mask)
             x = x + cross.out(context.transpose(1, 2).flatten(2))

@@ -63,12 +63,25 @@ class MultiHeadAttention(nn.Module):
         batch, time, _ = x.shape
         return x.view(batch, time, self.num_heads, self.head_dim).transpose(1, 2)
 
+    # The projections, each ``(B, T, D)`` -> ``(B, heads, T, head_dim)``: one place to change how they are computed
+    # (serving fuses them: mtspeech.serve.serving_model), for this forward and for cached decoding alike.
+    def project_q(self, x: torch.Tensor) -> torch.Tensor:
+        return self._heads(self.query(x))
+
+    def project_kv(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._heads(self.key(source)), self._heads(self.value(source))
+
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (self.project_q(x), *self.project_kv(x))
+
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, memory: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``x``: ``(B, T, D)`` queries; keys/values from ``memory`` (cross-attention) or ``x`` itself."""
-        source = x if memory is None else memory
-        q, k, v = self._heads(self.query(x)), self._heads(self.key(source)), self._heads(self.value(source))
+        if memory is None:
+            q, k, v = self.project_qkv(x)
+        else:
+            q, (k, v) = self.project_q(x), self.project_kv(memory)
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
         dropout = self.dropout if self.training else 0.0

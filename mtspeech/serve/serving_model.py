@@ -4,6 +4,8 @@
   convolutions become ``nn.Linear`` layers, so that dynamic int8 quantisation, which handles Linear but not Conv1d,
   covers them, and its depthwise convolution reads channels-last frames; float serving uses it too, so comparing
   int8 with float measures int8 alone (any other kernel-1 ``Conv1d`` becomes a :class:`PointwiseLinear`);
+* attention input projections are fused (:class:`FusedProjectionAttention`): q, k and v of a self-attention as one
+  product, k and v of a cross-attention as one;
 * the convolutional subsampling runs channels last (:class:`ChannelsLastSubsampling`): its first convolution (one
   input channel) as one matrix product over input patches, its later ones either as channels-last convolutions or,
   for int8, as Linear products over their input patches (:data:`MIN_PATCH_CHANNELS`).
@@ -23,7 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtspeech.data.features import subsampled_length
-from mtspeech.model.encoder import Conv2dSubsampling
+from mtspeech.model.attention import MultiHeadAttention
+from mtspeech.model.decoder import DecoderLayer
+from mtspeech.model.encoder import ConformerBlock, Conv2dSubsampling
 from mtspeech.model.layers import ConvolutionModule
 
 MIN_PATCH_CHANNELS = 128
@@ -113,6 +117,64 @@ class ChannelsLastConvolution(nn.Module):
         return self.dropout(self.pointwise_out(F.silu(y)))
 
 
+def _stacked(*linears: nn.Linear) -> nn.Linear:
+    """One Linear layer whose output is the outputs of ``linears`` side by side."""
+    first = linears[0]
+    out = sum(linear.out_features for linear in linears)
+    stacked = nn.Linear(first.in_features, out, device=first.weight.device, dtype=first.weight.dtype)
+    with torch.no_grad():
+        stacked.weight.copy_(torch.cat([linear.weight for linear in linears]))
+        stacked.bias.copy_(torch.cat([linear.bias for linear in linears]))
+    return stacked
+
+
+class FusedProjectionAttention(MultiHeadAttention):
+    """A :class:`~mtspeech.model.attention.MultiHeadAttention` in one role, with its input projections fused: a
+    self-attention computes q, k and v as one product, a cross-attention k and v (of the encoder memory) as one.
+
+    Why: one product of three times the width makes one call where there were three, and for int8 it is three
+    times the size the float fallback of :class:`~mtspeech.serve.quantize.Int8Linear` judges (the ``base``
+    preset's 256 x 256 projections of a few seconds of audio fall below its threshold one by one, not fused)."""
+
+    def __init__(self, attention: MultiHeadAttention, cross: bool) -> None:
+        nn.Module.__init__(self)  # the parent's separate projections are not wanted
+        self.num_heads, self.head_dim, self.dropout = attention.num_heads, attention.head_dim, attention.dropout
+        self.out, self.rotary, self.cross = attention.out, attention.rotary, cross
+        if cross:
+            self.query = attention.query
+            self.kv = _stacked(attention.key, attention.value)
+        else:
+            self.qkv = _stacked(attention.query, attention.key, attention.value)
+
+    def project_q(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.cross:
+            raise RuntimeError("a fused self-attention projects q, k and v together (project_qkv)")
+        return self._heads(self.query(x))
+
+    def project_kv(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.cross:
+            raise RuntimeError("a fused self-attention projects q, k and v together (project_qkv)")
+        k, v = self.kv(source).chunk(2, dim=-1)
+        return self._heads(k), self._heads(v)
+
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.cross:
+            return super().project_qkv(x)
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self._heads(q), self._heads(k), self._heads(v)
+
+
+def fuse_attention_projections(model: nn.Module) -> nn.Module:
+    """Give (in place) every Conformer block's and decoder layer's attention fused projections, by its role."""
+    for module in list(model.modules()):
+        if isinstance(module, ConformerBlock) and type(module.attn) is MultiHeadAttention:
+            module.attn = FusedProjectionAttention(module.attn, cross=False)
+        elif isinstance(module, DecoderLayer) and type(module.self_attn) is MultiHeadAttention:
+            module.self_attn = FusedProjectionAttention(module.self_attn, cross=False)
+            module.cross_attn = FusedProjectionAttention(module.cross_attn, cross=True)
+    return model
+
+
 def _patches(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
     """``(B, T, F, C)`` channels last -> ``(B, T', F', kt * kf * C)``: each output position's input patch, whose
     ``kernel`` rows are runs of contiguous channels (so gathering them is a fast copy)."""
@@ -190,9 +252,10 @@ def _plain_subsampling(module: nn.Module) -> bool:
 
 
 def serving_copy(model: nn.Module, patch_channels: float = math.inf) -> nn.Module:
-    """A copy of ``model`` in eval mode with the convolution modules and the subsampling channels last (later
-    subsampling convolutions of at least ``patch_channels`` input channels as patch Linear layers) and any other
-    kernel-1 convolution as a Linear layer."""
-    model = replace_modules(copy.deepcopy(model), lambda m: type(m) is ConvolutionModule, ChannelsLastConvolution)
+    """A copy of ``model`` in eval mode with fused attention projections, the convolution modules and the
+    subsampling channels last (later subsampling convolutions of at least ``patch_channels`` input channels as
+    patch Linear layers) and any other kernel-1 convolution as a Linear layer."""
+    model = fuse_attention_projections(copy.deepcopy(model))
+    model = replace_modules(model, lambda m: type(m) is ConvolutionModule, ChannelsLastConvolution)
     model = pointwise_convs_as_linear(model)
     return replace_modules(model, _plain_subsampling, lambda m: ChannelsLastSubsampling(m, patch_channels)).eval()
