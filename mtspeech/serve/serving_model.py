@@ -32,8 +32,9 @@ from mtspeech.model.layers import ConvolutionModule
 
 MIN_PATCH_CHANNELS = 128
 """Fewest input channels of a later subsampling convolution worth running as an int8 patch Linear: with fewer,
-copying the patches costs about what int8 saves (``int8_subsampling_by_channels`` of ``python bench/serve.py``,
-Intel Xeon: 0.87x at 64 channels, 0.91x at 96, 1.09x at 128, 1.46x at 256)."""
+copying the patches costs about what int8 saves (``patch_gain`` of ``int8_subsampling_by_channels``, ``python
+bench/serve.py``, Intel Xeon, against int8 with the convolution in float: 0.93x at 64 channels, 0.94x at 96, 1.10x
+at 128, 1.95x at 256)."""
 
 
 class PointwiseLinear(nn.Module):
