@@ -10,7 +10,7 @@ Linear layers), the narrower later ones, the depthwise convolutions and the atte
 A call runs in int8 only when its product is big enough to pay for quantising the activations
 (:class:`Int8Linear`, :data:`MIN_INT8_MACS`): a pooled classifier's one row or a decoder search step of a small
 layer runs in float, as in the float model. With every call in int8, translation (a beam search of one-row steps)
-of the demo model ran at 0.79x the float speed, at 0.95x with the fallback, and whole requests at 1.03x against
+of the demo model ran at 0.78x the float speed, at 0.91x with the fallback, and whole requests at 1.05x against
 1.06x (``bench/results/serve-trained.json``, Intel Xeon). The float weights kept for those calls make the int8
 model up to 1.25x the float one's size (:func:`weight_bytes`; demo model 35.0 against 29.6 MB).
 
@@ -104,8 +104,9 @@ def quantize_model(model: nn.Module, mode: str, device: torch.device | str = "cp
 MIN_INT8_MACS = 6_000_000
 """Smallest product (rows x in x out multiply-adds) that :class:`Int8Linear` runs in int8: below it quantising the
 activations costs more than the int8 product saves (``int8_linear_by_size`` of ``python bench/serve.py``, Intel
-Xeon with AMX, oneDNN: a 144 x 144 layer 0.96x at 256 rows, 5.3M, and 1.22x at 512, 10.6M; 144 x 576 0.58x at 16
-rows, 1.3M, and 1.21x at 64, 5.3M: the break-even moves with the layer's shape, and 6M lies between)."""
+Xeon with AMX, oneDNN: a 144 x 144 layer 0.82-1.06x at 256 rows, 5.3M, and 1.07-1.22x at 512, 10.6M, over the
+last runs; 144 x 576 0.50x at 16 rows, 1.3M, and 1.14x at 64, 5.3M: the break-even moves with the layer's shape
+and from run to run, and 6M lies between)."""
 
 MIN_INT8_WEIGHTS = 2**18
 """Layers with at least this many weights run every call in int8: reading their float weights costs more than

@@ -33,8 +33,8 @@ from mtspeech.model.layers import ConvolutionModule
 MIN_PATCH_CHANNELS = 128
 """Fewest input channels of a later subsampling convolution worth running as an int8 patch Linear: with fewer,
 copying the patches costs about what int8 saves (``patch_gain`` of ``int8_subsampling_by_channels``, ``python
-bench/serve.py``, Intel Xeon, against int8 with the convolution in float: 0.93x at 64 channels, 0.94x at 96, 1.10x
-at 128, 1.95x at 256)."""
+bench/serve.py``, Intel Xeon, against int8 with the convolution in float: 0.92x at 64 channels, 1.10x at 96, 1.21x
+at 128, 1.89x at 256; 96 channels measured 0.94x in the run before)."""
 
 
 class PointwiseLinear(nn.Module):
