@@ -30,59 +30,21 @@ import torch
 
 from mtspeech.data.features import encoder_frame_times, pad_waveforms
 from mtspeech.decode.decoding import ModelDecoder
-from mtspeech.decode.lm import TokenNgramLM
 from mtspeech.decode.options import CTC_MODES, DecodingOptions, VadOptions
 from mtspeech.decode.result import DecodingResult
 from mtspeech.errors import UserError
 from mtspeech.model.package import LoadedModel
 from mtspeech.serve import answers
+from mtspeech.serve.decoding_defaults import decoding_options, default_decoding
 from mtspeech.serve.quantize import quantize_model, resolve_engine
 from mtspeech.serve.serving_model import serving_copy
-from mtspeech.tasks.pooled_fused import FusedPooledHeads, fusable
+from mtspeech.tasks.pooled_fused import FusedPooledHeads, fusable, fuse_pooled_heads
 
 SERVICE_TASKS = ("asr", "language", "intent", "slots", "translation", "emotion", "accent", "speaker", "gender", "vad")
 # Service task -> the pooled classifier head that answers it (and its label vocabulary).
 CLASSIFIER_HEADS = {"language": "lid", "intent": "intent", "emotion": "emotion", "accent": "accent"}
 CLASSIFIER_HEADS |= {"speaker": "speaker", "gender": "gender"}
 MIN_ENCODER_FRAMES = 1
-
-
-def default_decoding(model: torch.nn.Module, lm: TokenNgramLM | None = None) -> DecodingOptions:
-    """The service's default: CTC prefix beam search with CTC-aligned word times when the model has a CTC head
-    (its cost is small beside the encoder's, so every other answer stays nearly free), else the attention decoder.
-    ``attention_rescoring`` (WeNet's default) is one ``--decode-mode`` away when accuracy matters more. A model
-    file with an n-gram LM (``mtspeech lm``) fuses it into the CTC search at the weight tuned for it."""
-    if "asr_ctc" in model.tasks:
-        fusion = lm.tuned_fusion() if lm is not None else {}
-        return DecodingOptions(mode="ctc_prefix_beam", beam_size=4, word_timestamps=True, **fusion)
-    return DecodingOptions(mode="attention_beam", beam_size=4)
-
-
-def decoding_options(
-    model: torch.nn.Module,
-    mode: str | None = None,
-    beam_size: int | None = None,
-    max_tokens: int | None = None,
-    lm: TokenNgramLM | None = None,
-    lm_weight: float | None = None,
-) -> DecodingOptions:
-    """:func:`default_decoding` with the command-line overrides applied (None keeps the default); ``lm_weight``
-    replaces the LM's tuned weight (0: no LM) and needs a model file with an LM when above 0."""
-    options = default_decoding(model, lm)
-    changes: dict[str, Any] = {}
-    if lm_weight is not None:
-        if lm_weight > 0 and lm is None:
-            raise UserError("--lm-weight needs a model file with an n-gram LM (add one: mtspeech lm -m M -d DATA)")
-        changes["lm_weight"] = lm_weight
-    if mode is not None:
-        changes["mode"] = mode
-        if mode not in ("ctc_prefix_beam", "attention_rescoring") and lm_weight is None:
-            changes.update(lm_weight=0.0, lm_bonus=0.0)  # only the CTC prefix search fuses the tuned LM
-    if beam_size is not None:
-        changes.update(beam_size=beam_size, nbest=beam_size)
-    if max_tokens is not None:
-        changes["max_tokens"] = max_tokens
-    return DecodingOptions.from_dict({**options.__dict__, **changes})
 
 
 @dataclass
@@ -267,10 +229,12 @@ class ModelAnalyzer:
         heads = tuple(h for h in heads if h in self._fusable)
         if len(heads) < 2:
             return
-        if heads not in self._fused:  # one module per set of heads asked for together (at most 2^6 sets)
-            self._fused[heads] = FusedPooledHeads({h: self._fusable[h] for h in heads})
+        fused = self._fused.get(heads)
+        if fused is None:  # one module per set of heads asked for together (at most 2^6 sets)
+            fused = self._fused[heads] = fuse_pooled_heads(self._fusable, heads)
+        assert fused is not None  # two or more fusable heads
         with batch.timed("pooled_heads"):
-            batch.pooled = {h: p.cpu() for h, p in self._fused[heads].probabilities(batch.enc, batch.enc_lens).items()}
+            batch.pooled = {h: p.cpu() for h, p in fused.probabilities(batch.enc, batch.enc_lens).items()}
 
     def _classify(self, task: str, batch: _Batch, top: int = answers.MAX_LISTED_LABELS) -> list[dict[str, Any] | None]:
         head, vocab = self._head_of(task)

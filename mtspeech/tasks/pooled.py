@@ -67,8 +67,8 @@ class PooledClassifierTask(Task):
 
     config_class = PooledClassifierConfig
     config: PooledClassifierConfig
-    # True when features() changes the values the pooling sees, not only their gradients (as the accent head's
-    # reversal does): inference cannot then fuse the head with others (mtspeech.tasks.pooled_fused).
+    # True when features() changes the values the pooling sees and not only their gradients (the accent head's
+    # reversal touches gradients only): inference cannot then fuse the head with others (tasks.pooled_fused).
     features_change_values: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
