@@ -92,7 +92,8 @@ class ChannelsLastConvolution(nn.Module):
 
     Why: the model's module turns the frames channels first for its convolutions and back, and every turn is a
     copy (the int8 Linear kernels copy non-contiguous input too); the CPU kernels also run the depthwise
-    convolution faster on channels-last input (``convolution_module_by_layout`` of ``python bench/serve.py``)."""
+    convolution faster on channels-last input. ``convolution_module_by_layout`` of ``python bench/serve.py`` times
+    the whole module both ways."""
 
     def __init__(self, module: ConvolutionModule) -> None:
         super().__init__()
