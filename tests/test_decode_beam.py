@@ -193,6 +193,26 @@ def test_cached_step_matches_the_full_decoder_pass(served: bool) -> None:
             tokens = torch.cat((tokens, torch.tensor([[1], [2], [3]])), dim=1)
 
 
+def test_cached_step_shares_one_utterances_memory_among_its_beams() -> None:
+    decoder = _tiny_decoder()
+    memory, valid = torch.randn(1, 7, 16), torch.ones(1, 7, dtype=torch.bool)
+    cached = CachedDecoderStep(decoder)
+    tokens = torch.tensor([PROMPT])
+    with torch.no_grad():
+        cached(tokens, memory, valid)
+        rows = torch.tensor([0, 0, 0])  # one utterance's beam: three hypotheses from its single row
+        cached.select(rows)
+        tokens = torch.cat((tokens[rows], torch.tensor([[1], [2], [3]])), dim=1)
+        for _ in range(3):
+            beams = memory.expand(tokens.size(0), -1, -1)
+            full = decoder(tokens, beams, valid.expand(tokens.size(0), -1))[:, -1].log_softmax(dim=-1)
+            torch.testing.assert_close(cached(tokens, beams, valid.expand(tokens.size(0), -1)), full)
+            rows = torch.tensor([2, 2, 0])
+            cached.select(rows)
+            tokens = torch.cat((tokens[rows], torch.tensor([[4], [5], [6]])), dim=1)
+    assert cached.cross_kv[0][0].size(0) == 1  # the memory's keys and values were never copied per hypothesis
+
+
 def test_beam_search_gives_the_same_answers_with_and_without_the_cache() -> None:
     decoder = _tiny_decoder()
     memory = torch.randn(2, 9, 16)

@@ -13,6 +13,11 @@ tokens it is asked about extend the cached ones (after :meth:`select` picked the
 else starts over from the full prefix, so a misuse costs time, never correctness. Left-padded prefixes (prompts
 of different lengths in one batch, as greedy decoding batches them) pass ``token_valid`` on the first call; the
 padded keys stay masked for every later step.
+
+The memory's keys/values stay one per memory row as the first call gave them (one per utterance in a beam search):
+each hypothesis row only records which memory row it reads. Why: re-indexing them for the surviving beams copied
+every layer's keys and values at every step, a cost that grows with the audio's length; a beam of one utterance
+now reads them as a view (``expand``), and only hypotheses of several utterances gather them.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ class CachedDecoderStep:
         self.decoder = decoder
         self.tokens: torch.Tensor | None = None  # (N, U) tokens whose keys/values are cached
         self.self_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.cross_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.memory_mask: torch.Tensor | None = None
+        self.cross_kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # per memory row, (M, heads, T, head_dim)
+        self.memory_mask: torch.Tensor | None = None  # per memory row, (M, 1, 1, T)
+        self.memory_rows: torch.Tensor | None = None  # (N,) the memory row each cached hypothesis reads
         self.key_valid: torch.Tensor | None = None  # (N, U) cached keys that are not left padding; None: all
 
     def __call__(
@@ -70,9 +76,8 @@ class CachedDecoderStep:
             return
         self.tokens = self.tokens[rows]
         self.self_kv = [(k[rows], v[rows]) for k, v in self.self_kv]
-        self.cross_kv = [(k[rows], v[rows]) for k, v in self.cross_kv]
-        assert self.memory_mask is not None
-        self.memory_mask = self.memory_mask[rows]
+        assert self.memory_rows is not None
+        self.memory_rows = self.memory_rows[rows]
         if self.key_valid is not None:
             self.key_valid = self.key_valid[rows]
 
@@ -82,6 +87,17 @@ class CachedDecoderStep:
             attn = layer.cross_attn
             self.cross_kv.append(attn.project_kv(memory))
         self.memory_mask = memory_valid[:, None, None, :]
+        self.memory_rows = torch.arange(memory.size(0), device=memory.device)
+
+    def _per_row(self, per_memory: torch.Tensor) -> torch.Tensor:
+        """``per_memory`` (one entry per memory row) for each cached hypothesis: a view where they all read one."""
+        rows = self.memory_rows
+        assert rows is not None
+        if per_memory.size(0) == 1:
+            return per_memory.expand(rows.numel(), *per_memory.shape[1:])
+        if rows.numel() == per_memory.size(0) and bool((rows == torch.arange(rows.numel(), device=rows.device)).all()):
+            return per_memory
+        return per_memory[rows]
 
     def _run(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
         """Hidden states of ``tokens`` at positions ``start ..``, extending (or creating) the self-attention cache."""
@@ -91,6 +107,8 @@ class CachedDecoderStep:
         if self.key_valid is not None:  # as TransformerDecoder.forward masks left padding
             keys = self.key_valid[:, None, None, :]
             mask = ensure_attendable(mask & keys) if mask is not None else keys
+        assert self.memory_mask is not None
+        memory_mask = self._per_row(self.memory_mask)
         new_cache = []
         for index, layer in enumerate(decoder.layers):
             attn = layer.self_attn
@@ -106,8 +124,8 @@ class CachedDecoderStep:
             x = x + attn.out(context.transpose(1, 2).flatten(2))
             cross = layer.cross_attn
             q = cross.project_q(layer.cross_norm(x))
-            memory_k, memory_v = self.cross_kv[index]
-            context = F.scaled_dot_product_attention(q, memory_k, memory_v, attn_mask=self.memory_mask)
+            memory_k, memory_v = (self._per_row(t) for t in self.cross_kv[index])
+            context = F.scaled_dot_product_attention(q, memory_k, memory_v, attn_mask=memory_mask)
             x = x + cross.out(context.transpose(1, 2).flatten(2))
             x = x + layer.ff(x)
         self.self_kv = new_cache
