@@ -39,3 +39,15 @@ def test_rotary_scores_depend_on_the_distance_only_and_keep_the_dtype() -> None:
     half = rotary(q.bfloat16(), offset=2)
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(half.float(), rotary(q, offset=2), atol=2e-2, rtol=2e-2)
+
+
+def test_inference_takes_rotations_from_a_table_with_the_very_same_values() -> None:
+    rotary = RotaryEmbedding(8)
+    x = torch.randn(2, 2, 5, 8)
+    expected, expected_far = rotary(x, offset=3), rotary(x[:, :, :1], offset=300)  # gradients on: per call
+    assert rotary._table is None
+    with torch.inference_mode():
+        first = rotary(x, offset=3)
+        far = rotary(x[:, :, :1], offset=300)  # past the table's end: it grows
+    assert rotary._table is not None and rotary._table.size(0) >= 301
+    assert torch.equal(first, expected) and torch.equal(far, expected_far)

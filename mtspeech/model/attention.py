@@ -31,12 +31,28 @@ class RotaryEmbedding(nn.Module):
             raise ValueError(f"rotary embedding needs an even head size, got {head_dim}")
         inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self._table: torch.Tensor | None = None  # rotations of positions 0.. for inference, grown on demand
+
+    def rotation(self, offset: int, length: int, device: torch.device) -> torch.Tensor:
+        """``(length, head_dim / 2)`` complex rotations of positions ``offset ..``. Without gradients and outside
+        torch.compile they are sliced from a table kept across calls (the same values: the same products of the
+        same positions), so inference skips four small operations per q or k (a decoder search step has several
+        per layer); training computes them per call, which keeps compiled graphs free of module state."""
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return self._rotations(torch.arange(offset, offset + length, device=device, dtype=torch.float32))
+        end, table = offset + length, self._table
+        if table is None or table.size(0) < end or table.device != device:
+            size = max(end, 2 * table.size(0) if table is not None else 0, 256)
+            table = self._table = self._rotations(torch.arange(size, device=device, dtype=torch.float32))
+        return table[offset:end]
+
+    def _rotations(self, positions: torch.Tensor) -> torch.Tensor:
+        angles = torch.outer(positions, self.inv_freq.to(positions.device))  # (T, head_dim / 2)
+        return torch.polar(torch.ones_like(angles), angles)  # cos + i sin
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """``x``: ``(B, heads, T, head_dim)``; positions ``offset .. offset + T - 1``."""
-        positions = torch.arange(offset, offset + x.size(-2), device=x.device, dtype=torch.float32)
-        angles = torch.outer(positions, self.inv_freq.to(x.device))  # (T, head_dim / 2)
-        rotation = torch.polar(torch.ones_like(angles), angles)  # cos + i sin
+        rotation = self.rotation(offset, x.size(-2), x.device)
         pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # complex tensors are float32 here
         return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
