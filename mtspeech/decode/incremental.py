@@ -41,6 +41,7 @@ class CachedDecoderStep:
         self.cross_kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # per memory row, (M, heads, T, head_dim)
         self.memory_mask: torch.Tensor | None = None  # per memory row, (M, 1, 1, T)
         self.memory_rows: torch.Tensor | None = None  # (N,) the memory row each cached hypothesis reads
+        self.rows_in_order = True  # memory_rows is 0, 1, .. (no gather needed)
         self.key_valid: torch.Tensor | None = None  # (N, U) cached keys that are not left padding; None: all
 
     def __call__(
@@ -76,8 +77,10 @@ class CachedDecoderStep:
             return
         self.tokens = self.tokens[rows]
         self.self_kv = [(k[rows], v[rows]) for k, v in self.self_kv]
-        assert self.memory_rows is not None
+        assert self.memory_rows is not None and self.memory_mask is not None
         self.memory_rows = self.memory_rows[rows]
+        in_order = torch.arange(self.memory_mask.size(0), device=rows.device)
+        self.rows_in_order = self.memory_rows.numel() == in_order.numel() and torch.equal(self.memory_rows, in_order)
         if self.key_valid is not None:
             self.key_valid = self.key_valid[rows]
 
@@ -88,15 +91,16 @@ class CachedDecoderStep:
             self.cross_kv.append(attn.project_kv(memory))
         self.memory_mask = memory_valid[:, None, None, :]
         self.memory_rows = torch.arange(memory.size(0), device=memory.device)
+        self.rows_in_order = True
 
     def _per_row(self, per_memory: torch.Tensor) -> torch.Tensor:
         """``per_memory`` (one entry per memory row) for each cached hypothesis: a view where they all read one."""
         rows = self.memory_rows
         assert rows is not None
+        if self.rows_in_order:
+            return per_memory
         if per_memory.size(0) == 1:
             return per_memory.expand(rows.numel(), *per_memory.shape[1:])
-        if rows.numel() == per_memory.size(0) and bool((rows == torch.arange(rows.numel(), device=rows.device)).all()):
-            return per_memory
         return per_memory[rows]
 
     def _run(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
