@@ -107,7 +107,7 @@ class ModelAnalyzer:
         self.model = model
         fused_from = (model if quantize is None else loaded.model).tasks if fuse_heads else {}
         self._fusable = {name: task for name, task in fused_from.items() if fusable(task)}
-        self._fused: dict[tuple[str, ...], FusedPooledHeads] = {}
+        self._fused: dict[tuple[str, ...], FusedPooledHeads | None] = {}
         self.tokenizer = loaded.tokenizer
         self.vocabs = dict(loaded.vocabs)
         self.metadata = dict(loaded.metadata)
@@ -225,14 +225,12 @@ class ModelAnalyzer:
         (:mod:`mtspeech.tasks.pooled_fused`); ``_classify`` reads their probabilities from ``batch.pooled``.
         Their weights are read when a set of heads is first asked for; an int8 model fuses its float heads (their
         products are too small for int8 to pay)."""
-        heads = tuple(h for h in dict.fromkeys(self._head_of(t)[0] for t in tasks if t in CLASSIFIER_HEADS))
-        heads = tuple(h for h in heads if h in self._fusable)
-        if len(heads) < 2:
+        heads = tuple(dict.fromkeys(self._head_of(t)[0] for t in tasks if t in CLASSIFIER_HEADS))
+        if heads not in self._fused:  # one module (or None: fewer than two fusable) per set asked for together
+            self._fused[heads] = fuse_pooled_heads(self._fusable, heads)
+        fused = self._fused[heads]
+        if fused is None:
             return
-        fused = self._fused.get(heads)
-        if fused is None:  # one module per set of heads asked for together (at most 2^6 sets)
-            fused = self._fused[heads] = fuse_pooled_heads(self._fusable, heads)
-        assert fused is not None  # two or more fusable heads
         with batch.timed("pooled_heads"):
             batch.pooled = {h: p.cpu() for h, p in fused.probabilities(batch.enc, batch.enc_lens).items()}
 
